@@ -1,0 +1,248 @@
+// Package config is the configuration of `elevate serve`: defaults, an
+// optional YAML file, ELEVATE_* environment variables and flags, in rising
+// order of precedence, validated in one place with errors naming the field.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+)
+
+// Config is everything `elevate serve` reads.
+type Config struct {
+	// File is the YAML file the rest was read from (--config, ELEVATE_CONFIG).
+	File   string       `json:"-"`
+	Server ServerConfig `json:"server"`
+	Policy PolicyConfig `json:"policy"`
+	Store  StoreConfig  `json:"store"`
+	Log    LogConfig    `json:"log"`
+}
+
+// ServerConfig is the HTTP listener.
+type ServerConfig struct {
+	// Addr is the host:port the HTTP API listens on.
+	Addr string `json:"addr"`
+	// ShutdownTimeout bounds how long in-flight requests may take to finish
+	// after SIGTERM.
+	ShutdownTimeout Duration `json:"shutdown_timeout"`
+}
+
+// PolicyConfig is where policies come from and how they are evaluated.
+type PolicyConfig struct {
+	// Paths are Rego/JSON/YAML files, directories or bundle tarballs; empty
+	// means the policies and demo data built into the binary.
+	Paths []string `json:"paths"`
+	// EvalTimeout bounds one policy evaluation; a decision that runs out of
+	// time is a denial.
+	EvalTimeout Duration `json:"eval_timeout"`
+	// Watch reloads the policy when a file under Paths changes.
+	Watch bool `json:"watch"`
+}
+
+// StoreConfig is where assignments, requests and elevations are kept.
+type StoreConfig struct {
+	// RedisURL is a redis:// or rediss:// URL; empty means an in-process
+	// store whose state is neither shared nor kept.
+	RedisURL string `json:"redis_url"`
+}
+
+// LogConfig is the process log.
+type LogConfig struct {
+	// Level is one of trace, debug, info, warn, error.
+	Level string `json:"level"`
+	// Format is json (default) or text.
+	Format string `json:"format"`
+}
+
+// Default is the configuration with nothing set.
+func Default() Config {
+	return Config{
+		Server: ServerConfig{Addr: "127.0.0.1:8181", ShutdownTimeout: Duration(10 * time.Second)},
+		Policy: PolicyConfig{EvalTimeout: Duration(100 * time.Millisecond), Watch: true},
+		Log:    LogConfig{Level: "info", Format: "json"},
+	}
+}
+
+// Error is a configuration error: the field or source it concerns, and why.
+// The CLI exits with status 2 for it.
+type Error struct {
+	Field string
+	Err   error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("config: %s: %v", e.Field, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Duration is a time.Duration written as a Go duration string ("10s").
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		// A type error, so encoding/json adds the field's path to it.
+		return &json.UnmarshalTypeError{Value: strconv.Quote(s), Type: reflect.TypeFor[Duration]()}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Flags binds the command-line flags of serve to cfg. Each flag also reads
+// the environment variable ELEVATE_<NAME> (dashes as underscores).
+func Flags(fs *pflag.FlagSet, cfg *Config) {
+	fs.StringVar(&cfg.File, "config", "", "YAML configuration file (flags and ELEVATE_* variables override it)")
+	fs.StringVar(&cfg.Server.Addr, "addr", cfg.Server.Addr, "HTTP listen address (host:port)")
+	fs.DurationVar((*time.Duration)(&cfg.Server.ShutdownTimeout), "shutdown-timeout", time.Duration(cfg.Server.ShutdownTimeout), "how long in-flight requests may take to finish on shutdown")
+	fs.DurationVar((*time.Duration)(&cfg.Policy.EvalTimeout), "eval-timeout", time.Duration(cfg.Policy.EvalTimeout), "deadline of one policy evaluation (exceeding it denies)")
+	fs.BoolVar(&cfg.Policy.Watch, "watch", cfg.Policy.Watch, "reload policies when files under the given paths change")
+	fs.StringVar(&cfg.Store.RedisURL, "redis-url", cfg.Store.RedisURL, "Redis URL (redis://, rediss://); empty keeps state in this process only")
+	fs.StringVar(&cfg.Log.Level, "log-level", cfg.Log.Level, "log level: trace, debug, info, warn, error")
+	fs.StringVar(&cfg.Log.Format, "log-format", cfg.Log.Format, "log format: json or text")
+}
+
+// EnvName is the environment variable read for a flag.
+func EnvName(flag string) string {
+	return "ELEVATE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// Load fills cfg, whose fields fs is bound to (see Flags) and whose flags have
+// been parsed: defaults, then the YAML file named by --config or
+// ELEVATE_CONFIG, then the environment, then the flags given on the command
+// line.
+func Load(fs *pflag.FlagSet, cfg *Config, getenv func(string) (string, bool)) error {
+	given := map[string]string{}
+	fs.Visit(func(f *pflag.Flag) { given[f.Name] = f.Value.String() })
+	file, ok := given["config"]
+	if !ok {
+		file, _ = getenv(EnvName("config"))
+	}
+
+	*cfg = Default()
+	if file != "" {
+		if err := loadFile(file, cfg); err != nil {
+			return err
+		}
+	}
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil {
+			return
+		}
+		if v, ok := given[f.Name]; ok {
+			if e := f.Value.Set(v); e != nil {
+				err = &Error{Field: "--" + f.Name, Err: e}
+			}
+			return
+		}
+		if v, ok := getenv(EnvName(f.Name)); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = &Error{Field: EnvName(f.Name), Err: fmt.Errorf("invalid value %q: %w", v, e)}
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return cfg.Validate()
+}
+
+func loadFile(file string, cfg *Config) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return &Error{Field: "--config", Err: err}
+	}
+	js, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return &Error{Field: file, Err: err}
+	}
+	var raw any
+	if err := json.Unmarshal(js, &raw); err != nil {
+		return &Error{Field: file, Err: err}
+	}
+	if path := unknownKey(raw, reflect.TypeFor[Config](), ""); path != "" {
+		return &Error{Field: path, Err: errors.New("unknown field")}
+	}
+	if err := json.Unmarshal(js, cfg); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			want := te.Type.String()
+			if te.Type == reflect.TypeFor[Duration]() {
+				want = "duration such as 250ms or 10s"
+			}
+			return &Error{Field: te.Field, Err: fmt.Errorf("%s is not a valid %s", te.Value, want)}
+		}
+		return &Error{Field: file, Err: err}
+	}
+	return nil
+}
+
+// unknownKey returns the dotted path of the first key in doc that t (a struct
+// decoded from JSON) has no field for, or "".
+func unknownKey(doc any, t reflect.Type, prefix string) string {
+	obj, ok := doc.(map[string]any)
+	if !ok || t.Kind() != reflect.Struct {
+		return ""
+	}
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			fields[name] = t.Field(i).Type
+		}
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ft, ok := fields[k]
+		if !ok {
+			return prefix + k
+		}
+		if path := unknownKey(obj[k], ft, prefix+k+"."); path != "" {
+			return path
+		}
+	}
+	return ""
+}
+
+// Validate checks every field, naming the first bad one.
+func (c *Config) Validate() error {
+	if _, port, err := net.SplitHostPort(c.Server.Addr); err != nil || port == "" {
+		return &Error{Field: "server.addr", Err: fmt.Errorf("%q is not host:port", c.Server.Addr)}
+	}
+	if c.Server.ShutdownTimeout < 0 {
+		return &Error{Field: "server.shutdown_timeout", Err: errors.New("must not be negative")}
+	}
+	if c.Policy.EvalTimeout <= 0 {
+		return &Error{Field: "policy.eval_timeout", Err: errors.New("must be positive")}
+	}
+	if c.Store.RedisURL != "" && !strings.HasPrefix(c.Store.RedisURL, "redis://") && !strings.HasPrefix(c.Store.RedisURL, "rediss://") && !strings.HasPrefix(c.Store.RedisURL, "unix://") {
+		return &Error{Field: "store.redis_url", Err: errors.New("must be a redis://, rediss:// or unix:// URL")}
+	}
+	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
+		return &Error{Field: "log.level", Err: fmt.Errorf("%q is not one of trace, debug, info, warn, error", c.Log.Level)}
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		return &Error{Field: "log.format", Err: fmt.Errorf("%q is not json or text", c.Log.Format)}
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// load parses args as serve's flags with env as the environment.
+func load(t *testing.T, args []string, env map[string]string) (Config, error) {
+	t.Helper()
+	cfg := Default()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	Flags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	err := Load(fs, &cfg, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	return cfg, err
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "elevate.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := load(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Addr != "127.0.0.1:8181" || cfg.Policy.EvalTimeout != Duration(100*time.Millisecond) || !cfg.Policy.Watch || cfg.Store.RedisURL != "" {
+		t.Fatalf("unexpected defaults: %+v", cfg)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "server:\n  addr: 127.0.0.1:1000\n  shutdown_timeout: 3s\nlog:\n  level: debug\n")
+	tests := map[string]struct {
+		args     []string
+		env      map[string]string
+		addr     string
+		level    string
+		shutdown time.Duration
+	}{
+		"file over defaults": {
+			args: []string{"--config", file}, addr: "127.0.0.1:1000", level: "debug", shutdown: 3 * time.Second,
+		},
+		"env over file": {
+			args: []string{"--config", file}, env: map[string]string{"ELEVATE_ADDR": "127.0.0.1:2000"},
+			addr: "127.0.0.1:2000", level: "debug", shutdown: 3 * time.Second,
+		},
+		"flag over env": {
+			args: []string{"--config", file, "--addr", "127.0.0.1:3000"}, env: map[string]string{"ELEVATE_ADDR": "127.0.0.1:2000"},
+			addr: "127.0.0.1:3000", level: "debug", shutdown: 3 * time.Second,
+		},
+		"config file from env": {
+			env:  map[string]string{"ELEVATE_CONFIG": file, "ELEVATE_LOG_LEVEL": "warn"},
+			addr: "127.0.0.1:1000", level: "warn", shutdown: 3 * time.Second,
+		},
+		"no file": {
+			args: []string{"--shutdown-timeout", "1m"}, addr: "127.0.0.1:8181", level: "info", shutdown: time.Minute,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := load(t, tc.args, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Server.Addr != tc.addr || cfg.Log.Level != tc.level || time.Duration(cfg.Server.ShutdownTimeout) != tc.shutdown {
+				t.Fatalf("got addr %q level %q shutdown %s; want %q %q %s",
+					cfg.Server.Addr, cfg.Log.Level, cfg.Server.ShutdownTimeout, tc.addr, tc.level, tc.shutdown)
+			}
+		})
+	}
+}
+
+func TestRedisURLFromEnv(t *testing.T) {
+	cfg, err := load(t, nil, map[string]string{"ELEVATE_REDIS_URL": "redis://127.0.0.1:6379/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.RedisURL != "redis://127.0.0.1:6379/0" {
+		t.Fatalf("redis url %q", cfg.Store.RedisURL)
+	}
+}
+
+func TestErrorsNameTheField(t *testing.T) {
+	tests := map[string]struct {
+		file  string
+		args  []string
+		env   map[string]string
+		field string
+		says  string
+	}{
+		"unknown key in file":     {file: "server:\n  adr: x\n", field: "server.adr", says: "unknown field"},
+		"unknown section in file": {file: "serverz: {}\n", field: "serverz"},
+		"wrong type in file":      {file: "server:\n  addr: [1]\n", field: "server.addr", says: "array is not a valid string"},
+		"bad duration in file":    {file: "policy:\n  eval_timeout: soon\n", field: "policy.eval_timeout", says: `"soon" is not a valid duration`},
+		"not YAML":                {file: "policy: [\n", says: "line 1"},
+		"bad address":             {args: []string{"--addr", "8181"}, field: "server.addr"},
+		"zero eval timeout":       {args: []string{"--eval-timeout", "0s"}, field: "policy.eval_timeout"},
+		"bad log level":           {env: map[string]string{"ELEVATE_LOG_LEVEL": "loud"}, field: "log.level"},
+		"bad log format":          {args: []string{"--log-format", "xml"}, field: "log.format"},
+		"bad redis url":           {args: []string{"--redis-url", "http://x"}, field: "store.redis_url"},
+		"bad env duration":        {env: map[string]string{"ELEVATE_EVAL_TIMEOUT": "fast"}, field: "ELEVATE_EVAL_TIMEOUT"},
+		"bad env bool":            {env: map[string]string{"ELEVATE_WATCH": "maybe"}, field: "ELEVATE_WATCH"},
+		"missing config file":     {args: []string{"--config", "/nonexistent/elevate.yaml"}, field: "--config"},
+		"negative shutdown (env)": {env: map[string]string{"ELEVATE_SHUTDOWN_TIMEOUT": "-1s"}, field: "server.shutdown_timeout"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			args := tc.args
+			if tc.file != "" {
+				args = append(args, "--config", writeFile(t, tc.file))
+			}
+			_, err := load(t, args, tc.env)
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("want *config.Error, got %v", err)
+			}
+			if tc.field != "" && cerr.Field != tc.field {
+				t.Fatalf("field %q, want %q (%v)", cerr.Field, tc.field, err)
+			}
+			if tc.says != "" && !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("error %q does not say %q", err, tc.says)
+			}
+		})
+	}
+}
