@@ -1,0 +1,263 @@
+// Package policy is Elevate's embedded OPA: it loads Rego and data, compiles
+// them once, keeps one prepared query per entrypoint, and swaps in a freshly
+// prepared snapshot when the policies change, so an evaluation always sees one
+// complete policy.
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/sirupsen/logrus"
+)
+
+var (
+	// ErrUndefined means the query has no result for this input.
+	ErrUndefined = errors.New("policy result is undefined")
+	// ErrTimeout means the evaluation ran past its deadline.
+	ErrTimeout = errors.New("policy evaluation timed out")
+)
+
+// Entrypoints of the built-in policy set (see policies/README.md). They are
+// prepared as soon as a policy loads, so no request pays for it.
+var (
+	ActivationDecision = MustQuery("data.pim.activation.decision")
+	ApprovalDecision   = MustQuery("data.pim.approval.decision")
+	AuthzDecision      = MustQuery("data.pim.authz.decision")
+	AdminAllow         = MustQuery("data.pim.admin.allow")
+)
+
+// Entrypoints lists the queries above.
+var Entrypoints = []Query{ActivationDecision, ApprovalDecision, AuthzDecision, AdminAllow}
+
+// Query is a document under data to evaluate, such as data.pim.authz.decision.
+type Query struct {
+	ref ast.Ref
+	key string
+}
+
+// ParseQuery parses a ground reference into data, such as "data.pim.authz.allow".
+func ParseQuery(s string) (Query, error) {
+	ref, err := ast.ParseRef(s)
+	if err != nil {
+		return Query{}, fmt.Errorf("parse query %q: %w", s, err)
+	}
+	if !ref.HasPrefix(ast.DefaultRootRef) || !ref.IsGround() {
+		return Query{}, fmt.Errorf("query %q: must be a ground reference into data", s)
+	}
+	return Query{ref: ref, key: ref.String()}, nil
+}
+
+// MustQuery is ParseQuery for queries fixed at compile time.
+func MustQuery(s string) Query {
+	q, err := ParseQuery(s)
+	if err != nil {
+		panic(err)
+	}
+	return q
+}
+
+func (q Query) String() string { return q.key }
+
+// Options configure an Engine.
+type Options struct {
+	Source Source
+	// Timeout bounds each evaluation; zero means only the caller's context does.
+	Timeout time.Duration
+	// Prepare lists queries to prepare on every load, ahead of the first request.
+	Prepare []Query
+	Logger  logrus.FieldLogger
+}
+
+// Engine evaluates queries against the current snapshot of the loaded policy.
+// It is safe for concurrent use.
+type Engine struct {
+	opts    Options
+	log     logrus.FieldLogger
+	reload  sync.Mutex // one load at a time; evaluations never wait for it
+	current atomic.Pointer[snapshot]
+}
+
+// Info describes the policy being served.
+type Info struct {
+	Revision string    `json:"revision"`
+	Modules  int       `json:"modules"`
+	LoadedAt time.Time `json:"loaded_at"`
+}
+
+// maxLazyQueries bounds the prepared queries cached beyond the configured
+// ones, so callers naming arbitrary documents cannot grow memory without end.
+const maxLazyQueries = 1024
+
+type snapshot struct {
+	info     Info
+	compiler *ast.Compiler
+	store    storage.Store
+	queries  sync.Map // Query.key -> *rego.PreparedEvalQuery
+	lazy     atomic.Int32
+}
+
+// New loads and compiles the source. It fails, naming file and line, when the
+// policy does not compile: a PDP must not start without a policy.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = logrus.StandardLogger()
+	}
+	e := &Engine{opts: opts, log: opts.Logger}
+	if err := e.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Info describes the snapshot now being served.
+func (e *Engine) Info() Info { return e.current.Load().info }
+
+// Reload loads the source again and, when it compiles, atomically replaces the
+// snapshot being served. On error the previous snapshot keeps serving.
+func (e *Engine) Reload(ctx context.Context) error {
+	e.reload.Lock()
+	defer e.reload.Unlock()
+
+	files, err := e.opts.Source.Load()
+	if err != nil {
+		return fmt.Errorf("load %s: %w", e.opts.Source, err)
+	}
+	rev, err := revision(files)
+	if err != nil {
+		return err
+	}
+	if cur := e.current.Load(); cur != nil && cur.info.Revision == rev {
+		return nil
+	}
+	snap, err := build(ctx, files, e.opts.Prepare)
+	if err != nil {
+		return fmt.Errorf("compile %s: %w", e.opts.Source, err)
+	}
+	snap.info = Info{Revision: rev, Modules: len(files.Modules), LoadedAt: time.Now().UTC()}
+	e.current.Store(snap)
+	e.log.WithFields(logrus.Fields{"revision": rev, "modules": len(files.Modules), "source": e.opts.Source.String()}).Info("policy loaded")
+	return nil
+}
+
+// Eval evaluates q with input (nil for none) and returns its value as plain
+// Go data (map[string]any, []any, json.Number, string, bool, nil). It returns
+// ErrUndefined when the query has no result and wraps ErrTimeout when the
+// evaluation ran out of time. Callers deciding access deny on any error.
+func (e *Engine) Eval(ctx context.Context, q Query, input ast.Value) (any, error) {
+	snap := e.current.Load()
+	pq, err := snap.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if e.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.opts.Timeout)
+		defer cancel()
+	}
+	var rs rego.ResultSet
+	if input != nil {
+		rs, err = pq.Eval(ctx, rego.EvalParsedInput(input))
+	} else {
+		rs, err = pq.Eval(ctx)
+	}
+	if err != nil {
+		switch ctxErr := ctx.Err(); {
+		case errors.Is(ctxErr, context.DeadlineExceeded):
+			return nil, fmt.Errorf("evaluate %s: %w: %w", q, ErrTimeout, err)
+		case ctxErr != nil:
+			return nil, fmt.Errorf("evaluate %s: %w: %w", q, ctxErr, err)
+		}
+		return nil, fmt.Errorf("evaluate %s: %w", q, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, ErrUndefined
+	}
+	return rs[0].Expressions[0].Value, nil
+}
+
+func (s *snapshot) prepared(ctx context.Context, q Query) (*rego.PreparedEvalQuery, error) {
+	if pq, ok := s.queries.Load(q.key); ok {
+		return pq.(*rego.PreparedEvalQuery), nil
+	}
+	pq, err := s.prepare(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if s.lazy.Add(1) > maxLazyQueries {
+		return pq, nil
+	}
+	actual, _ := s.queries.LoadOrStore(q.key, pq)
+	return actual.(*rego.PreparedEvalQuery), nil
+}
+
+func (s *snapshot) prepare(ctx context.Context, q Query) (*rego.PreparedEvalQuery, error) {
+	pq, err := rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(q.ref)))),
+		rego.Compiler(s.compiler),
+		rego.Store(s.store),
+		rego.StoreReadAST(true),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", q, err)
+	}
+	return &pq, nil
+}
+
+func build(ctx context.Context, files *Files, prepare []Query) (*snapshot, error) {
+	// Values are kept as AST on write so reads need no conversion, as in
+	// `opa run --optimize-store-for-read-speed`.
+	store := inmem.NewFromObjectWithOpts(files.Data,
+		inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	compiler := ast.NewCompiler().WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn))
+	compiler.Compile(files.Modules)
+	store.Abort(ctx, txn)
+	if compiler.Failed() {
+		return nil, compiler.Errors
+	}
+	snap := &snapshot{compiler: compiler, store: store}
+	for _, q := range prepare {
+		pq, err := snap.prepare(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		snap.queries.Store(q.key, pq)
+	}
+	return snap, nil
+}
+
+// revision is a digest of everything loaded, so a reload that changes nothing
+// (an editor touching a file) keeps the prepared snapshot.
+func revision(f *Files) (string, error) {
+	h := sha256.New()
+	names := make([]string, 0, len(f.Raw))
+	for name := range f.Raw {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(f.Raw[name]))
+		h.Write(f.Raw[name])
+	}
+	// encoding/json writes map keys sorted, so equal data hashes equally.
+	if err := json.NewEncoder(h).Encode(f.Data); err != nil {
+		return "", fmt.Errorf("hash data: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}
