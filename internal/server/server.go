@@ -1,0 +1,125 @@
+// Package server wires Elevate's listeners, health endpoints and orderly
+// shutdown around the policy engine.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/policy"
+)
+
+// Options configure a Server.
+type Options struct {
+	Addr            string
+	ShutdownTimeout time.Duration
+	Engine          *policy.Engine
+	Logger          *logrus.Logger
+}
+
+// Server is the HTTP API of one Elevate replica.
+type Server struct {
+	opts     Options
+	log      *logrus.Logger
+	handler  *gin.Engine
+	http     *http.Server
+	listener net.Listener
+	stopping atomic.Bool
+}
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// New builds the server and its routes; Listen and Serve start it.
+func New(opts Options) *Server {
+	s := &Server{opts: opts, log: opts.Logger}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.requestID(), s.accessLog(), s.recovery())
+	r.NoRoute(func(c *gin.Context) {
+		abort(c, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		abort(c, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+	})
+	r.GET("/health", s.health)
+	r.GET("/health/ready", s.ready)
+	s.handler = r
+	s.http = &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return s
+}
+
+// Handler is the HTTP handler, for tests and for embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Listen binds the HTTP address; a bad or busy address fails here, before
+// anything is served.
+func (s *Server) Listen() (net.Addr, error) {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", s.opts.Addr, err)
+	}
+	s.listener = ln
+	return ln.Addr(), nil
+}
+
+// Serve serves on the bound listener until ctx ends, then shuts down in
+// order: readiness turns false, new connections stop, in-flight requests
+// finish within the shutdown timeout.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.listener == nil {
+		return errors.New("serve: Listen was not called")
+	}
+	s.log.WithField("addr", s.listener.Addr().String()).Info("serving HTTP")
+	served := make(chan error, 1)
+	go func() { served <- s.http.Serve(s.listener) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	s.stopping.Store(true)
+	s.log.WithField("timeout", s.opts.ShutdownTimeout.String()).Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down HTTP: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve HTTP: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+func (s *Server) health(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// ready reports whether this replica should receive traffic: a policy is
+// loaded (the engine cannot exist without one) and it is not shutting down.
+func (s *Server) ready(c *gin.Context) {
+	checks := gin.H{"policy": "ok", "shutdown": "ok"}
+	status := http.StatusOK
+	if s.stopping.Load() {
+		checks["shutdown"] = "shutting down"
+		status = http.StatusServiceUnavailable
+	}
+	body := gin.H{"status": "ok", "checks": checks, "policy": s.opts.Engine.Info()}
+	if status != http.StatusOK {
+		body["status"] = "unavailable"
+	}
+	c.JSON(status, body)
+}

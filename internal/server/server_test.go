@@ -1,0 +1,142 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/policy"
+)
+
+func newServer(t *testing.T) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "t.rego"), []byte("package t\n\nx := 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	engine, err := policy.New(context.Background(), policy.Options{Source: policy.Source{Paths: []string{dir}}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Options{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, Engine: engine, Logger: log})
+}
+
+func do(t *testing.T, h http.Handler, method, path string) (int, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	var body map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("%s %s: body is not JSON: %q", method, path, rec.Body.String())
+	}
+	return rec.Code, body
+}
+
+func TestHealthAndErrors(t *testing.T) {
+	s := newServer(t)
+	s.handler.GET("/panic", func(*gin.Context) { panic("boom") })
+	tests := map[string]struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		"alive":          {method: "GET", path: "/health", status: 200},
+		"ready":          {method: "GET", path: "/health/ready", status: 200},
+		"unknown route":  {method: "GET", path: "/nope", status: 404, code: "not_found"},
+		"wrong method":   {method: "POST", path: "/health", status: 405, code: "method_not_allowed"},
+		"handler panics": {method: "GET", path: "/panic", status: 500, code: "internal"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			status, body := do(t, s.Handler(), tc.method, tc.path)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d (%v)", status, tc.status, body)
+			}
+			if tc.code != "" {
+				if body["code"] != tc.code || body["message"] == "" || body["errors"] == nil {
+					t.Fatalf("error body %v, want code %q with message and errors", body, tc.code)
+				}
+			}
+		})
+	}
+}
+
+func TestReadyReportsPolicy(t *testing.T) {
+	s := newServer(t)
+	_, body := do(t, s.Handler(), "GET", "/health/ready")
+	pol, _ := body["policy"].(map[string]any)
+	if pol["revision"] == "" || pol["modules"] != float64(1) {
+		t.Fatalf("ready body %v does not describe the loaded policy", body)
+	}
+}
+
+func TestRequestIDIsKeptOrMade(t *testing.T) {
+	s := newServer(t)
+	for in, keep := range map[string]bool{"abc-123": true, "": false, "bad id\r\nX: y": false} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/health", nil)
+		req.Header.Set(requestIDHeader, in)
+		s.Handler().ServeHTTP(rec, req)
+		got := rec.Header().Get(requestIDHeader)
+		if keep && got != in || !keep && (got == in || len(got) != 32) {
+			t.Errorf("request id %q came back as %q", in, got)
+		}
+	}
+}
+
+// On shutdown readiness turns false at once, while a request in flight still
+// completes.
+func TestGracefulShutdown(t *testing.T) {
+	s := newServer(t)
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	s.handler.GET("/slow", func(c *gin.Context) {
+		close(entered)
+		<-release
+		c.JSON(200, gin.H{"done": true})
+	})
+	addr, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+
+	slow := make(chan int, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr.String() + "/slow")
+		if err != nil {
+			slow <- 0
+			return
+		}
+		resp.Body.Close()
+		slow <- resp.StatusCode
+	}()
+	<-entered
+	cancel()
+	for !s.stopping.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if status, _ := do(t, s.Handler(), "GET", "/health/ready"); status != http.StatusServiceUnavailable {
+		t.Fatalf("ready while shutting down: %d", status)
+	}
+	close(release)
+	if code := <-slow; code != 200 {
+		t.Fatalf("in-flight request got %d, want 200", code)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
