@@ -1,8 +1,9 @@
 // Package store keeps Elevate's state: assignments (who is eligible for or
-// permanently holds which role, where) and elevations (roles activated for a
-// bounded time). Backends live in subpackages: redis (shared by every
-// replica; an elevation is a Redis key that expires by itself) and memory
-// (one process, for `make run`). Both pass the suite in storetest.
+// permanently holds which role, where) and activations (a request to use a
+// role, through approval, to a bounded elevation and its end). Backends live
+// in subpackages: redis (shared by every replica; a live elevation is a Redis
+// key that expires by itself) and memory (one process, for `make run`). Both
+// pass the suite in storetest.
 package store
 
 import (
@@ -12,11 +13,14 @@ import (
 )
 
 var (
-	// ErrNotFound: no such assignment or live elevation.
+	// ErrNotFound: no such assignment or activation.
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: the change collides with existing state, such as a second
 	// elevation of a role already live at the same scope.
 	ErrConflict = errors.New("conflict")
+	// ErrStale: the activation changed since it was read; read it again and
+	// decide again.
+	ErrStale = errors.New("changed since read")
 	// ErrInvalid: the value cannot be stored as given.
 	ErrInvalid = errors.New("invalid")
 )
@@ -45,23 +49,6 @@ type Assignment struct {
 	CreatedAt time.Time      `json:"created_at"`
 }
 
-// Elevation is an activated role: live from ActivatedAt until ExpiresAt.
-type Elevation struct {
-	ID           string    `json:"id"`
-	Principal    string    `json:"principal"`
-	Role         string    `json:"role"`
-	Scope        string    `json:"scope"`
-	AssignmentID string    `json:"assignment_id"`
-	RequestID    string    `json:"request_id,omitempty"`
-	ActivatedAt  time.Time `json:"activated_at"`
-	ExpiresAt    time.Time `json:"expires_at"`
-}
-
-// Live reports whether the elevation grants its role at now.
-func (e Elevation) Live(now time.Time) bool {
-	return !now.Before(e.ActivatedAt) && now.Before(e.ExpiresAt)
-}
-
 // AssignmentFilter selects assignments; empty fields match everything.
 type AssignmentFilter struct {
 	Principal string
@@ -76,6 +63,99 @@ func (f AssignmentFilter) Match(a Assignment) bool {
 		(f.Type == "" || f.Type == a.Type)
 }
 
+// Status is where an activation is in its life.
+type Status string
+
+const (
+	Pending     Status = "pending_approval" // waiting for approvers
+	Scheduled   Status = "scheduled"        // approved or allowed, starts later
+	Live        Status = "active"           // the elevation is live
+	Denied      Status = "denied"           // an approver said no
+	Cancelled   Status = "cancelled"        // the requester withdrew it
+	TimedOut    Status = "timed_out"        // nobody decided in time
+	Deactivated Status = "deactivated"      // ended early by its holder or an admin
+	Revoked     Status = "revoked"          // ended because its eligibility was removed
+	Expired     Status = "expired"          // its time ran out
+)
+
+// Ticket is the change or incident a role's use is tied to.
+type Ticket struct {
+	System string `json:"system"`
+	Number string `json:"number"`
+}
+
+// Approval is one approver's yes.
+type Approval struct {
+	Approver      string    `json:"approver"`
+	At            time.Time `json:"at"`
+	Justification string    `json:"justification"`
+}
+
+// Activation is one use of a role, from request to end.
+type Activation struct {
+	ID            string  `json:"id"`
+	Principal     string  `json:"principal"`
+	Role          string  `json:"role"`
+	Scope         string  `json:"scope"`
+	AssignmentID  string  `json:"assignment_id"`
+	Duration      string  `json:"duration"`
+	Justification string  `json:"justification"`
+	Ticket        *Ticket `json:"ticket,omitempty"`
+	Status        Status  `json:"status"`
+
+	ApprovalsRequired int        `json:"approvals_required"`
+	Approvals         []Approval `json:"approvals"`
+	RequestedAt       time.Time  `json:"requested_at"`
+	// Deadline is when a pending request times out.
+	Deadline *time.Time `json:"deadline,omitempty"`
+	// StartAt is the requested start of a scheduled activation.
+	StartAt     *time.Time `json:"start_at,omitempty"`
+	ActivatedAt *time.Time `json:"activated_at,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	EndedAt     *time.Time `json:"ended_at,omitempty"`
+	EndedBy     string     `json:"ended_by,omitempty"`
+	EndReason   string     `json:"end_reason,omitempty"`
+
+	// Version counts the stored changes; an update must carry the version it
+	// read (see Store.UpdateActivation).
+	Version int `json:"version"`
+}
+
+// LiveAt reports whether the activation grants its role at now.
+func (a Activation) LiveAt(now time.Time) bool {
+	return a.Status == Live && a.ActivatedAt != nil && a.ExpiresAt != nil &&
+		!now.Before(*a.ActivatedAt) && now.Before(*a.ExpiresAt)
+}
+
+// Due is when the activation next needs the service to act by itself: a
+// pending request times out, a scheduled one starts, a live one expires.
+// Nil when there is nothing left to do.
+func (a Activation) Due() *time.Time {
+	switch a.Status {
+	case Pending:
+		return a.Deadline
+	case Scheduled:
+		return a.StartAt
+	case Live:
+		return a.ExpiresAt
+	}
+	return nil
+}
+
+// ActivationFilter selects activations; empty fields match everything.
+type ActivationFilter struct {
+	Principal string
+	Role      string
+	Status    Status
+}
+
+// Match reports whether a passes the filter.
+func (f ActivationFilter) Match(a Activation) bool {
+	return (f.Principal == "" || f.Principal == a.Principal) &&
+		(f.Role == "" || f.Role == a.Role) &&
+		(f.Status == "" || f.Status == a.Status)
+}
+
 // Store is the state every Elevate replica shares. Each method is atomic: a
 // failure leaves the state as it was.
 type Store interface {
@@ -85,28 +165,33 @@ type Store interface {
 	Assignment(ctx context.Context, id string) (Assignment, error)
 	// Assignments lists the assignments that match f, oldest first.
 	Assignments(ctx context.Context, f AssignmentFilter) ([]Assignment, error)
-	// DeleteAssignment removes an assignment and ends, in the same step,
-	// every live elevation activated from it, which it returns.
-	DeleteAssignment(ctx context.Context, id string) (Assignment, []Elevation, error)
+	// DeleteAssignment removes an assignment and, in the same step, revokes
+	// every live activation of it (by, at now), which it returns.
+	DeleteAssignment(ctx context.Context, id, by string, now time.Time) (Assignment, []Activation, error)
 
-	// Activate stores a live elevation until its ExpiresAt. It fails with
-	// ErrConflict when the principal already holds the role live at the same
-	// scope, and with ErrNotFound when its assignment no longer exists.
-	Activate(ctx context.Context, e Elevation) error
-	// Elevations returns the principal's live elevations, oldest first. An
-	// elevation whose time has run out is never returned.
-	Elevations(ctx context.Context, principal string, now time.Time) ([]Elevation, error)
-	// Elevation returns one live elevation, or ErrNotFound once it has ended.
-	Elevation(ctx context.Context, id string, now time.Time) (Elevation, error)
-	// Deactivate ends a live elevation now and returns it; ErrNotFound if it
-	// had already ended.
-	Deactivate(ctx context.Context, id string) (Elevation, error)
-	// Extend moves a live elevation's end to expiresAt.
-	Extend(ctx context.Context, id string, expiresAt time.Time) (Elevation, error)
-	// ClaimExpired returns up to limit (0: all) elevations that ran out by now and were
-	// not deactivated. Each is returned once, to one caller, across every
-	// replica sharing the store, so its expiry is reported exactly once.
-	ClaimExpired(ctx context.Context, now time.Time, limit int) ([]Elevation, error)
+	// CreateActivation stores a new activation at version 1. A Live one
+	// starts its elevation: ErrConflict when the principal already holds the
+	// role live at the scope, ErrNotFound when its assignment is gone.
+	CreateActivation(ctx context.Context, a Activation) error
+	// UpdateActivation stores a, which carries the Version it was read at,
+	// as the next version; ErrStale when another change came first. Moving
+	// to Live starts the elevation (errors as in CreateActivation); moving
+	// from Live ends it; a new ExpiresAt of a Live one moves its end.
+	UpdateActivation(ctx context.Context, a Activation) (Activation, error)
+	// Activation returns one activation, or ErrNotFound.
+	Activation(ctx context.Context, id string) (Activation, error)
+	// Activations lists the activations that match f, oldest first.
+	Activations(ctx context.Context, f ActivationFilter) ([]Activation, error)
+	// Elevations returns the principal's activations live at now. One whose
+	// time has run out is never returned, whether or not anything has
+	// recorded its expiry yet: this is the read behind every decision.
+	Elevations(ctx context.Context, principal string, now time.Time) ([]Activation, error)
+	// ClaimDue returns up to limit activations whose Due time has come, and
+	// leases them for lease: no other caller gets them meanwhile. The caller
+	// acts by UpdateActivation; one that fails or crashes lets the lease run
+	// out and another replica retries, while versions keep any change, and
+	// so any event it reports, from happening twice.
+	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Activation, error)
 
 	// Ping checks that the store can be reached.
 	Ping(ctx context.Context) error

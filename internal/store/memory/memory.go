@@ -19,11 +19,11 @@ type Store struct {
 	mu          sync.Mutex
 	now         func() time.Time
 	assignments map[string]store.Assignment
-	// elevations holds live elevations and those that ran out but were not
-	// yet claimed by ClaimExpired.
-	elevations map[string]store.Elevation
-	seq        map[string]int // insertion order, for stable listings
-	next       int
+	activations map[string]store.Activation
+	// leases hold activations claimed by ClaimDue until they run out.
+	leases map[string]time.Time
+	seq    map[string]int // insertion order, for stable listings
+	next   int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -36,7 +36,8 @@ func New(now func() time.Time) *Store {
 	return &Store{
 		now:         now,
 		assignments: map[string]store.Assignment{},
-		elevations:  map[string]store.Elevation{},
+		activations: map[string]store.Activation{},
+		leases:      map[string]time.Time{},
 		seq:         map[string]int{},
 	}
 }
@@ -47,6 +48,10 @@ func (s *Store) order(id string) int {
 		s.seq[id] = s.next
 	}
 	return s.seq[id]
+}
+
+func sortBySeq[T any](s *Store, xs []T, id func(T) string) {
+	sort.Slice(xs, func(i, j int) bool { return s.seq[id(xs[i])] < s.seq[id(xs[j])] })
 }
 
 func (s *Store) CreateAssignment(_ context.Context, a store.Assignment) error {
@@ -82,11 +87,11 @@ func (s *Store) Assignments(_ context.Context, f store.AssignmentFilter) ([]stor
 			out = append(out, a)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return s.seq[out[i].ID] < s.seq[out[j].ID] })
+	sortBySeq(s, out, func(a store.Assignment) string { return a.ID })
 	return out, nil
 }
 
-func (s *Store) DeleteAssignment(_ context.Context, id string) (store.Assignment, []store.Elevation, error) {
+func (s *Store) DeleteAssignment(_ context.Context, id, by string, now time.Time) (store.Assignment, []store.Activation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.assignments[id]
@@ -94,116 +99,150 @@ func (s *Store) DeleteAssignment(_ context.Context, id string) (store.Assignment
 		return store.Assignment{}, nil, fmt.Errorf("assignment %s: %w", id, store.ErrNotFound)
 	}
 	delete(s.assignments, id)
-	now := s.now()
-	ended := []store.Elevation{}
-	for _, e := range s.sortedElevations(a.Principal) {
-		if e.AssignmentID == id && now.Before(e.ExpiresAt) {
-			delete(s.elevations, e.ID)
-			ended = append(ended, e)
+	revoked := []store.Activation{}
+	for _, act := range s.byPrincipal(a.Principal) {
+		if act.AssignmentID == id && s.live(act) {
+			act = store.Revoke(act, by, now)
+			act.Version++
+			s.activations[act.ID] = act
+			revoked = append(revoked, act)
 		}
 	}
-	return a, ended, nil
+	return a, revoked, nil
 }
 
-func (s *Store) Activate(_ context.Context, e store.Elevation) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if err := store.ValidateElevation(e, now); err != nil {
-		return err
-	}
-	if _, ok := s.assignments[e.AssignmentID]; !ok {
-		return fmt.Errorf("assignment %s of elevation %s: %w", e.AssignmentID, e.ID, store.ErrNotFound)
-	}
-	if _, ok := s.elevations[e.ID]; ok {
-		return fmt.Errorf("elevation %s: %w", e.ID, store.ErrConflict)
-	}
-	for _, other := range s.elevations {
-		if other.Principal == e.Principal && other.Role == e.Role && other.Scope == e.Scope && now.Before(other.ExpiresAt) {
-			return fmt.Errorf("%s already holds %s at %s: %w", e.Principal, e.Role, e.Scope, store.ErrConflict)
-		}
-	}
-	s.elevations[e.ID] = e
-	s.order(e.ID)
-	return nil
+// live reports whether the elevation of a runs by the store's clock, as a
+// Redis key would exist.
+func (s *Store) live(a store.Activation) bool {
+	return a.Status == store.Live && s.now().Before(*a.ExpiresAt)
 }
 
-func (s *Store) sortedElevations(principal string) []store.Elevation {
-	out := []store.Elevation{}
-	for _, e := range s.elevations {
-		if e.Principal == principal {
-			out = append(out, e)
+func (s *Store) byPrincipal(principal string) []store.Activation {
+	out := []store.Activation{}
+	for _, a := range s.activations {
+		if a.Principal == principal {
+			out = append(out, a)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return s.seq[out[i].ID] < s.seq[out[j].ID] })
+	sortBySeq(s, out, func(a store.Activation) string { return a.ID })
 	return out
 }
 
-func (s *Store) Elevations(_ context.Context, principal string, now time.Time) ([]store.Elevation, error) {
+func (s *Store) CreateActivation(_ context.Context, a store.Activation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	live := []store.Elevation{}
-	for _, e := range s.sortedElevations(principal) {
-		if e.Live(now) && s.now().Before(e.ExpiresAt) {
-			live = append(live, e)
+	if _, ok := s.activations[a.ID]; ok {
+		return fmt.Errorf("activation %s: %w", a.ID, store.ErrConflict)
+	}
+	a.Version = 1
+	if err := s.apply(nil, a); err != nil {
+		return err
+	}
+	s.order(a.ID)
+	return nil
+}
+
+func (s *Store) UpdateActivation(_ context.Context, a store.Activation) (store.Activation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.activations[a.ID]
+	if !ok {
+		return store.Activation{}, fmt.Errorf("activation %s: %w", a.ID, store.ErrNotFound)
+	}
+	if old.Version != a.Version {
+		return store.Activation{}, fmt.Errorf("activation %s: %w", a.ID, store.ErrStale)
+	}
+	a.Version++
+	if err := s.apply(&old, a); err != nil {
+		return store.Activation{}, err
+	}
+	return a, nil
+}
+
+// apply checks that old may become a and stores it, with s.mu held.
+func (s *Store) apply(old *store.Activation, a store.Activation) error {
+	effect, err := store.EffectOf(old, a, s.now())
+	if err != nil {
+		return err
+	}
+	switch effect {
+	case store.Start:
+		if _, ok := s.assignments[a.AssignmentID]; !ok {
+			return fmt.Errorf("assignment %s of activation %s: %w", a.AssignmentID, a.ID, store.ErrNotFound)
+		}
+		for _, other := range s.byPrincipal(a.Principal) {
+			if other.ID != a.ID && other.Role == a.Role && other.Scope == a.Scope && s.live(other) {
+				return fmt.Errorf("%s already holds %s at %s: %w", a.Principal, a.Role, a.Scope, store.ErrConflict)
+			}
+		}
+	case store.End, store.Extend:
+		if !s.live(*old) {
+			return fmt.Errorf("activation %s already ended: %w", a.ID, store.ErrConflict)
+		}
+	case store.Expire:
+		if s.live(*old) {
+			return fmt.Errorf("activation %s has not run out: %w", a.ID, store.ErrConflict)
+		}
+	}
+	s.activations[a.ID] = a
+	delete(s.leases, a.ID)
+	return nil
+}
+
+func (s *Store) Activation(_ context.Context, id string) (store.Activation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.activations[id]
+	if !ok {
+		return store.Activation{}, fmt.Errorf("activation %s: %w", id, store.ErrNotFound)
+	}
+	return a, nil
+}
+
+func (s *Store) Activations(_ context.Context, f store.ActivationFilter) ([]store.Activation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []store.Activation{}
+	for _, a := range s.activations {
+		if f.Match(a) {
+			out = append(out, a)
+		}
+	}
+	sortBySeq(s, out, func(a store.Activation) string { return a.ID })
+	return out, nil
+}
+
+func (s *Store) Elevations(_ context.Context, principal string, now time.Time) ([]store.Activation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := []store.Activation{}
+	for _, a := range s.byPrincipal(principal) {
+		if s.live(a) && a.LiveAt(now) {
+			live = append(live, a)
 		}
 	}
 	return live, nil
 }
 
-func (s *Store) Elevation(_ context.Context, id string, now time.Time) (store.Elevation, error) {
+func (s *Store) ClaimDue(_ context.Context, now time.Time, lease time.Duration, limit int) ([]store.Activation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.elevations[id]
-	if !ok || !now.Before(e.ExpiresAt) || !s.now().Before(e.ExpiresAt) {
-		return store.Elevation{}, fmt.Errorf("elevation %s: %w", id, store.ErrNotFound)
-	}
-	return e, nil
-}
-
-func (s *Store) Deactivate(_ context.Context, id string) (store.Elevation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.elevations[id]
-	if !ok || !s.now().Before(e.ExpiresAt) {
-		// An elevation that ran out is left for ClaimExpired to report.
-		return store.Elevation{}, fmt.Errorf("elevation %s: %w", id, store.ErrNotFound)
-	}
-	delete(s.elevations, id)
-	return e, nil
-}
-
-func (s *Store) Extend(_ context.Context, id string, expiresAt time.Time) (store.Elevation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	e, ok := s.elevations[id]
-	if !ok || !now.Before(e.ExpiresAt) {
-		return store.Elevation{}, fmt.Errorf("elevation %s: %w", id, store.ErrNotFound)
-	}
-	e.ExpiresAt = expiresAt
-	if err := store.ValidateElevation(e, now); err != nil {
-		return store.Elevation{}, err
-	}
-	s.elevations[id] = e
-	return e, nil
-}
-
-func (s *Store) ClaimExpired(_ context.Context, now time.Time, limit int) ([]store.Elevation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	claimed := []store.Elevation{}
-	for id, e := range s.elevations {
-		if limit > 0 && len(claimed) == limit {
-			break
+	due := []store.Activation{}
+	for _, a := range s.activations {
+		at := a.Due()
+		if at == nil || now.Before(*at) || now.Before(s.leases[a.ID]) {
+			continue
 		}
-		if !now.Before(e.ExpiresAt) {
-			delete(s.elevations, id)
-			claimed = append(claimed, e)
-		}
+		due = append(due, a)
 	}
-	sort.Slice(claimed, func(i, j int) bool { return claimed[i].ExpiresAt.Before(claimed[j].ExpiresAt) })
-	return claimed, nil
+	sort.Slice(due, func(i, j int) bool { return due[i].Due().Before(*due[j].Due()) })
+	if limit > 0 && len(due) > limit {
+		due = due[:limit]
+	}
+	for _, a := range due {
+		s.leases[a.ID] = now.Add(lease)
+	}
+	return due, nil
 }
 
 func (s *Store) Ping(context.Context) error { return nil }

@@ -18,22 +18,27 @@ import (
 type Open func(t *testing.T) store.Store
 
 // short is the lifetime of elevations the tests watch expire. Expiry is what
-// they test, so they wait for it; the margins below are generous.
+// they test, so they wait for it; the margins are generous.
 const short = 300 * time.Millisecond
 
 // Run runs the suite against the backend open makes.
 func Run(t *testing.T, open Open) {
 	tests := map[string]func(*testing.T, store.Store){
-		"assignments":                     testAssignments,
-		"activate and read":               testActivate,
-		"expiry":                          testExpiry,
-		"reads compare with now":          testReadsUseNow,
-		"deactivate":                      testDeactivate,
-		"extend":                          testExtend,
-		"delete assignment ends its uses": testDeleteAssignment,
-		"concurrent activations":          testConcurrentActivations,
-		"concurrent expiry claims":        testConcurrentClaims,
-		"principals cannot collide":       testEscaping,
+		"assignments":                  testAssignments,
+		"activation lifecycle":         testLifecycle,
+		"listing activations":          testListing,
+		"expiry":                       testExpiry,
+		"reads compare with now":       testReadsUseNow,
+		"deactivate":                   testDeactivate,
+		"extend":                       testExtend,
+		"delete assignment revokes":    testDeleteAssignment,
+		"due pending and scheduled":    testDueRequests,
+		"concurrent starts":            testConcurrentStarts,
+		"concurrent updates":           testConcurrentUpdates,
+		"concurrent claims":            testConcurrentClaims,
+		"principals cannot collide":    testEscaping,
+		"invalid activations":          testInvalid,
+		"ids are unique per principal": testIDsAcrossPrincipals,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) { test(t, open(t)) })
@@ -45,16 +50,31 @@ var ctx = context.Background()
 func assignment(id, principal, role, scope string) store.Assignment {
 	return store.Assignment{
 		ID: id, Principal: principal, Role: role, Scope: scope, Type: store.Eligible,
-		CreatedBy: "admin@example", CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
+		CreatedBy: "admin@x", CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 	}
 }
 
-func elevation(id string, a store.Assignment, d time.Duration) store.Elevation {
+func ptr(t time.Time) *time.Time { return &t }
+
+// pending is a request for a's role waiting for one approval.
+func pending(id string, a store.Assignment) store.Activation {
 	now := time.Now().UTC()
-	return store.Elevation{
+	return store.Activation{
 		ID: id, Principal: a.Principal, Role: a.Role, Scope: a.Scope, AssignmentID: a.ID,
-		ActivatedAt: now, ExpiresAt: now.Add(d),
+		Duration: "1h", Justification: "testing", Status: store.Pending,
+		ApprovalsRequired: 1, Approvals: []store.Approval{}, RequestedAt: now,
+		Deadline: ptr(now.Add(time.Hour)),
 	}
+}
+
+// live is a's role activated now for d.
+func live(id string, a store.Assignment, d time.Duration) store.Activation {
+	act := pending(id, a)
+	act.Status = store.Live
+	act.Deadline = nil
+	act.ActivatedAt = ptr(act.RequestedAt)
+	act.ExpiresAt = ptr(act.RequestedAt.Add(d))
+	return act
 }
 
 func must(t *testing.T, err error) {
@@ -71,27 +91,25 @@ func wantErr(t *testing.T, err, want error) {
 	}
 }
 
-func elevationIDs(es []store.Elevation) []string {
-	out := make([]string, len(es))
-	for i, e := range es {
-		out[i] = e.ID
-	}
-	return out
-}
-
-func assignmentIDs(as []store.Assignment) []string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.ID
-	}
-	return out
-}
-
-func sameIDs(t *testing.T, what string, got []string, want ...string) {
+func sameIDs[T any](t *testing.T, what string, xs []T, id func(T) string, want ...string) {
 	t.Helper()
+	got := make([]string, len(xs))
+	for i, x := range xs {
+		got[i] = id(x)
+	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("%s: got %v, want %v", what, got, want)
 	}
+}
+
+func actID(a store.Activation) string { return a.ID }
+func asgID(a store.Assignment) string { return a.ID }
+
+func elevations(t *testing.T, s store.Store, principal string, want ...string) {
+	t.Helper()
+	got, err := s.Elevations(ctx, principal, time.Now())
+	must(t, err)
+	sameIDs(t, "elevations of "+principal, got, actID, want...)
 }
 
 func testAssignments(t *testing.T, s store.Store) {
@@ -99,6 +117,7 @@ func testAssignments(t *testing.T, s store.Store) {
 	a2 := assignment("a2", "alex@x", "user-administrator", "/")
 	a3 := assignment("a3", "sophia@x", "helpdesk-administrator", "/administrativeUnits/ny")
 	a3.Type = store.Active
+	a3.End = ptr(time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond))
 	a2.CreatedAt = a1.CreatedAt.Add(time.Millisecond)
 	a3.CreatedAt = a1.CreatedAt.Add(2 * time.Millisecond)
 	for _, a := range []store.Assignment{a1, a2, a3} {
@@ -109,14 +128,17 @@ func testAssignments(t *testing.T, s store.Store) {
 	dup.Principal = "mallory@x"
 	wantErr(t, s.CreateAssignment(ctx, dup), store.ErrConflict)
 	wantErr(t, s.CreateAssignment(ctx, store.Assignment{ID: "bad"}), store.ErrInvalid)
+	backwards := assignment("a4", "sophia@x", "r", "/")
+	backwards.Start, backwards.End = ptr(time.Now()), ptr(time.Now().Add(-time.Hour))
+	wantErr(t, s.CreateAssignment(ctx, backwards), store.ErrInvalid)
 
 	got, err := s.Assignment(ctx, "a3")
 	must(t, err)
-	if got.Principal != "sophia@x" || got.Type != store.Active || got.Scope != a3.Scope || !got.CreatedAt.Equal(a3.CreatedAt) {
+	if got.Principal != "sophia@x" || got.Type != store.Active || got.Scope != a3.Scope || !got.CreatedAt.Equal(a3.CreatedAt) || got.End == nil || !got.End.Equal(*a3.End) || got.Start != nil {
 		t.Fatalf("read back %+v, want %+v", got, a3)
 	}
-	if sophia, _ := s.Assignment(ctx, "a1"); sophia.Principal != "sophia@x" {
-		t.Fatalf("a conflicting create changed a1: %+v", sophia)
+	if kept, _ := s.Assignment(ctx, "a1"); kept.Principal != "sophia@x" {
+		t.Fatalf("a conflicting create changed a1: %+v", kept)
 	}
 	for name, tc := range map[string]struct {
 		f    store.AssignmentFilter
@@ -130,57 +152,102 @@ func testAssignments(t *testing.T, s store.Store) {
 	} {
 		list, err := s.Assignments(ctx, tc.f)
 		must(t, err)
-		sameIDs(t, name, assignmentIDs(list), tc.want...)
+		sameIDs(t, name, list, asgID, tc.want...)
 	}
-	_, _, err = s.DeleteAssignment(ctx, "a1")
+	deleted, revoked, err := s.DeleteAssignment(ctx, "a1", "admin@x", time.Now())
 	must(t, err)
+	if deleted.ID != "a1" || len(revoked) != 0 {
+		t.Fatalf("deleted %+v, revoked %v", deleted, revoked)
+	}
 	_, err = s.Assignment(ctx, "a1")
 	wantErr(t, err, store.ErrNotFound)
-	_, _, err = s.DeleteAssignment(ctx, "a1")
+	_, _, err = s.DeleteAssignment(ctx, "a1", "admin@x", time.Now())
 	wantErr(t, err, store.ErrNotFound)
 }
 
-func testActivate(t *testing.T, s store.Store) {
+func testLifecycle(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
-	e := elevation("e1", a, time.Hour)
-	must(t, s.Activate(ctx, e))
+	req := pending("r1", a)
+	must(t, s.CreateActivation(ctx, req))
+	wantErr(t, s.CreateActivation(ctx, req), store.ErrConflict)
+	elevations(t, s, "sophia@x")
 
-	live, err := s.Elevations(ctx, "sophia@x", time.Now())
+	got, err := s.Activation(ctx, "r1")
 	must(t, err)
-	if len(live) != 1 || live[0].ID != "e1" || !live[0].ExpiresAt.Equal(e.ExpiresAt) || live[0].AssignmentID != "a1" {
-		t.Fatalf("live elevations %+v", live)
-	}
-	one, err := s.Elevation(ctx, "e1", time.Now())
-	must(t, err)
-	if one.Role != "user-administrator" || one.Scope != "/" {
-		t.Fatalf("elevation %+v", one)
+	if got.Version != 1 || got.Status != store.Pending || got.Deadline == nil || !got.Deadline.Equal(*req.Deadline) || len(got.Approvals) != 0 {
+		t.Fatalf("stored %+v", got)
 	}
 
-	again := elevation("e2", a, time.Hour)
-	wantErr(t, s.Activate(ctx, again), store.ErrConflict)
-	wantErr(t, s.Activate(ctx, e), store.ErrConflict)
-	elsewhere := again
-	elsewhere.Scope = "/administrativeUnits/ny"
-	must(t, s.Activate(ctx, elsewhere))
-
-	orphan := elevation("e3", assignment("gone", "sophia@x", "app-administrator", "/"), time.Hour)
-	wantErr(t, s.Activate(ctx, orphan), store.ErrNotFound)
-	past := elevation("e4", a, time.Hour)
-	past.ExpiresAt = time.Now().Add(-time.Second)
-	wantErr(t, s.Activate(ctx, past), store.ErrInvalid)
-
-	live, err = s.Elevations(ctx, "sophia@x", time.Now())
+	// An approval that completes the request starts the elevation.
+	now := time.Now().UTC()
+	approved := got
+	approved.Approvals = []store.Approval{{Approver: "perparim@x", At: now, Justification: "ok"}}
+	approved.Status, approved.Deadline = store.Live, nil
+	approved.ActivatedAt, approved.ExpiresAt = ptr(now), ptr(now.Add(time.Hour))
+	updated, err := s.UpdateActivation(ctx, approved)
 	must(t, err)
-	sameIDs(t, "after conflicts", elevationIDs(live), "e1", "e2")
-	if others, _ := s.Elevations(ctx, "alex@x", time.Now()); len(others) != 0 {
-		t.Fatalf("alex holds %v", others)
+	if updated.Version != 2 {
+		t.Fatalf("version %d after one update", updated.Version)
 	}
-	_, err = s.Elevation(ctx, "nope", time.Now())
+	elevations(t, s, "sophia@x", "r1")
+	stored, err := s.Activation(ctx, "r1")
+	must(t, err)
+	if stored.Status != store.Live || len(stored.Approvals) != 1 || stored.Approvals[0].Approver != "perparim@x" || stored.Version != 2 {
+		t.Fatalf("stored after approval %+v", stored)
+	}
+
+	// A change based on the old version is refused.
+	_, err = s.UpdateActivation(ctx, approved)
+	wantErr(t, err, store.ErrStale)
+
+	// One live elevation per role and scope; another scope is fine.
+	wantErr(t, s.CreateActivation(ctx, live("r2", a, time.Hour)), store.ErrConflict)
+	_, err = s.Activation(ctx, "r2")
 	wantErr(t, err, store.ErrNotFound)
+	elsewhere := live("r3", a, time.Hour)
+	elsewhere.Scope = "/administrativeUnits/ny"
+	must(t, s.CreateActivation(ctx, elsewhere))
+	elevations(t, s, "sophia@x", "r1", "r3")
+
+	orphan := live("r4", assignment("gone", "sophia@x", "application-administrator", "/"), time.Hour)
+	wantErr(t, s.CreateActivation(ctx, orphan), store.ErrNotFound)
+	_, err = s.UpdateActivation(ctx, store.Activation{ID: "nope", Principal: "p", Role: "r", Scope: "/", AssignmentID: "a"})
+	wantErr(t, err, store.ErrNotFound)
+	elevations(t, s, "alex@x")
 }
 
-// waitGone polls until the principal has no live elevation.
+func testListing(t *testing.T, s store.Store) {
+	a := assignment("a1", "sophia@x", "user-administrator", "/")
+	b := assignment("a2", "alex@x", "helpdesk-administrator", "/")
+	must(t, s.CreateAssignment(ctx, a))
+	must(t, s.CreateAssignment(ctx, b))
+	r1 := pending("r1", a)
+	r2 := live("r2", b, time.Hour)
+	r2.RequestedAt = r1.RequestedAt.Add(time.Millisecond)
+	r3 := pending("r3", b)
+	r3.RequestedAt = r1.RequestedAt.Add(2 * time.Millisecond)
+	for _, r := range []store.Activation{r1, r2, r3} {
+		must(t, s.CreateActivation(ctx, r))
+	}
+	for name, tc := range map[string]struct {
+		f    store.ActivationFilter
+		want []string
+	}{
+		"all":          {store.ActivationFilter{}, []string{"r1", "r2", "r3"}},
+		"by principal": {store.ActivationFilter{Principal: "alex@x"}, []string{"r2", "r3"}},
+		"by status":    {store.ActivationFilter{Status: store.Pending}, []string{"r1", "r3"}},
+		"by role":      {store.ActivationFilter{Role: "user-administrator"}, []string{"r1"}},
+		"none":         {store.ActivationFilter{Status: store.Denied}, []string{}},
+	} {
+		list, err := s.Activations(ctx, tc.f)
+		must(t, err)
+		sameIDs(t, name, list, actID, tc.want...)
+	}
+}
+
+// waitGone polls until the principal has no live elevation, failing when
+// one outlives until.
 func waitGone(t *testing.T, s store.Store, principal string, until time.Time) {
 	t.Helper()
 	for {
@@ -199,51 +266,57 @@ func waitGone(t *testing.T, s store.Store, principal string, until time.Time) {
 func testExpiry(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
-	e := elevation("e1", a, short)
-	must(t, s.Activate(ctx, e))
-	if claimed, _ := s.ClaimExpired(ctx, time.Now(), 10); len(claimed) != 0 {
-		t.Fatalf("claimed before its end: %v", claimed)
+	act := live("r1", a, short)
+	must(t, s.CreateActivation(ctx, act))
+	if due, _ := s.ClaimDue(ctx, time.Now(), time.Minute, 10); len(due) != 0 {
+		t.Fatalf("due before its end: %v", due)
 	}
-	waitGone(t, s, "sophia@x", e.ExpiresAt.Add(2*time.Second))
-	if time.Now().Before(e.ExpiresAt) {
+	// Nothing but the store's own expiry ends it.
+	waitGone(t, s, "sophia@x", act.ExpiresAt.Add(2*time.Second))
+	if time.Now().Before(*act.ExpiresAt) {
 		t.Fatal("gone before its end")
 	}
-	_, err := s.Elevation(ctx, "e1", time.Now())
-	wantErr(t, err, store.ErrNotFound)
-	_, err = s.Deactivate(ctx, "e1")
-	wantErr(t, err, store.ErrNotFound)
-
-	claimed, err := s.ClaimExpired(ctx, time.Now(), 10)
+	stored, err := s.Activation(ctx, "r1")
 	must(t, err)
-	sameIDs(t, "first claim", elevationIDs(claimed), "e1")
-	if claimed[0].Role != "user-administrator" || claimed[0].Principal != "sophia@x" {
-		t.Fatalf("claimed %+v", claimed[0])
+	deactivated := stored
+	deactivated.Status = store.Deactivated
+	_, err = s.UpdateActivation(ctx, deactivated)
+	wantErr(t, err, store.ErrConflict)
+
+	due, err := s.ClaimDue(ctx, time.Now(), time.Minute, 10)
+	must(t, err)
+	sameIDs(t, "due", due, actID, "r1")
+	if again, _ := s.ClaimDue(ctx, time.Now(), time.Minute, 10); len(again) != 0 {
+		t.Fatalf("claimed twice within the lease: %v", again)
 	}
-	again, err := s.ClaimExpired(ctx, time.Now(), 10)
+	expired := due[0]
+	expired.Status, expired.EndedAt = store.Expired, ptr(time.Now())
+	_, err = s.UpdateActivation(ctx, expired)
 	must(t, err)
-	sameIDs(t, "second claim", elevationIDs(again))
-
+	if after, _ := s.ClaimDue(ctx, time.Now().Add(2*time.Minute), time.Minute, 10); len(after) != 0 {
+		t.Fatalf("due after it was recorded expired: %v", after)
+	}
 	// The role can be activated again once the last use ended.
-	must(t, s.Activate(ctx, elevation("e2", a, time.Hour)))
+	must(t, s.CreateActivation(ctx, live("r2", a, time.Hour)))
 }
 
 func testReadsUseNow(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
-	e := elevation("e1", a, time.Hour)
-	must(t, s.Activate(ctx, e))
+	act := live("r1", a, time.Hour)
+	must(t, s.CreateActivation(ctx, act))
 	for name, tc := range map[string]struct {
 		at   time.Time
 		live bool
 	}{
-		"just before the end": {e.ExpiresAt.Add(-time.Nanosecond), true},
-		"at the end":          {e.ExpiresAt, false},
-		"before activation":   {e.ActivatedAt.Add(-time.Nanosecond), false},
+		"just before the end": {act.ExpiresAt.Add(-time.Nanosecond), true},
+		"at the end":          {*act.ExpiresAt, false},
+		"before activation":   {act.ActivatedAt.Add(-time.Nanosecond), false},
 	} {
-		live, err := s.Elevations(ctx, "sophia@x", tc.at)
+		got, err := s.Elevations(ctx, "sophia@x", tc.at)
 		must(t, err)
-		if (len(live) == 1) != tc.live {
-			t.Errorf("%s: live %v, want %v", name, live, tc.live)
+		if (len(got) == 1) != tc.live {
+			t.Errorf("%s: live %v, want %v", name, got, tc.live)
 		}
 	}
 }
@@ -251,53 +324,53 @@ func testReadsUseNow(t *testing.T, s store.Store) {
 func testDeactivate(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
-	e := elevation("e1", a, short)
-	must(t, s.Activate(ctx, e))
-	got, err := s.Deactivate(ctx, "e1")
+	act := live("r1", a, short)
+	must(t, s.CreateActivation(ctx, act))
+	stored, err := s.Activation(ctx, "r1")
 	must(t, err)
-	if got.ID != "e1" || got.Principal != "sophia@x" {
-		t.Fatalf("deactivated %+v", got)
-	}
-	if live, _ := s.Elevations(ctx, "sophia@x", time.Now()); len(live) != 0 {
-		t.Fatalf("live after deactivation: %v", live)
-	}
-	_, err = s.Deactivate(ctx, "e1")
-	wantErr(t, err, store.ErrNotFound)
-	_, err = s.Deactivate(ctx, "never")
-	wantErr(t, err, store.ErrNotFound)
-	// A deactivated elevation never expires as well.
-	time.Sleep(time.Until(e.ExpiresAt) + 50*time.Millisecond)
-	claimed, err := s.ClaimExpired(ctx, time.Now(), 10)
+	early := stored
+	early.Status = store.Expired
+	_, err = s.UpdateActivation(ctx, early)
+	wantErr(t, err, store.ErrConflict) // it has not run out
+	ended := stored
+	ended.Status, ended.EndedAt, ended.EndedBy = store.Deactivated, ptr(time.Now()), "sophia@x"
+	_, err = s.UpdateActivation(ctx, ended)
 	must(t, err)
-	sameIDs(t, "claims after deactivation", elevationIDs(claimed))
-	must(t, s.Activate(ctx, elevation("e2", a, time.Hour)))
+	elevations(t, s, "sophia@x")
+	// A deactivated activation never comes due for expiry.
+	time.Sleep(time.Until(*act.ExpiresAt) + 50*time.Millisecond)
+	due, err := s.ClaimDue(ctx, time.Now(), time.Minute, 10)
+	must(t, err)
+	sameIDs(t, "due after deactivation", due, actID)
+	must(t, s.CreateActivation(ctx, live("r2", a, time.Hour)))
 }
 
 func testExtend(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
-	e := elevation("e1", a, short)
-	must(t, s.Activate(ctx, e))
-	later := e.ExpiresAt.Add(time.Hour)
-	got, err := s.Extend(ctx, "e1", later)
+	act := live("r1", a, short)
+	must(t, s.CreateActivation(ctx, act))
+	stored, err := s.Activation(ctx, "r1")
 	must(t, err)
-	if !got.ExpiresAt.Equal(later) {
-		t.Fatalf("extended to %v, want %v", got.ExpiresAt, later)
-	}
-	time.Sleep(time.Until(e.ExpiresAt) + 100*time.Millisecond)
-	live, err := s.Elevations(ctx, "sophia@x", time.Now())
+	extended := stored
+	extended.ExpiresAt = ptr(act.ExpiresAt.Add(time.Hour))
+	_, err = s.UpdateActivation(ctx, extended)
 	must(t, err)
-	if len(live) != 1 || !live[0].ExpiresAt.Equal(later) {
-		t.Fatalf("after the original end: %v", live)
+	time.Sleep(time.Until(*act.ExpiresAt) + 100*time.Millisecond)
+	got, err := s.Elevations(ctx, "sophia@x", time.Now())
+	must(t, err)
+	if len(got) != 1 || !got[0].ExpiresAt.Equal(*extended.ExpiresAt) {
+		t.Fatalf("after the original end: %v", got)
 	}
-	if claimed, _ := s.ClaimExpired(ctx, time.Now(), 10); len(claimed) != 0 {
-		t.Fatalf("an extended elevation was claimed: %v", claimed)
+	if due, _ := s.ClaimDue(ctx, time.Now(), time.Minute, 10); len(due) != 0 {
+		t.Fatalf("an extended elevation came due at its old end: %v", due)
 	}
-	wantErr(t, s.Activate(ctx, elevation("e2", a, time.Hour)), store.ErrConflict)
-	_, err = s.Extend(ctx, "e1", time.Now().Add(-time.Second))
+	wantErr(t, s.CreateActivation(ctx, live("r2", a, time.Hour)), store.ErrConflict)
+	past := extended
+	past.Version = 2
+	past.ExpiresAt = ptr(time.Now().Add(-time.Second))
+	_, err = s.UpdateActivation(ctx, past)
 	wantErr(t, err, store.ErrInvalid)
-	_, err = s.Extend(ctx, "nope", later)
-	wantErr(t, err, store.ErrNotFound)
 }
 
 func testDeleteAssignment(t *testing.T, s store.Store) {
@@ -305,22 +378,49 @@ func testDeleteAssignment(t *testing.T, s store.Store) {
 	a2 := assignment("a2", "sophia@x", "helpdesk-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a1))
 	must(t, s.CreateAssignment(ctx, a2))
-	must(t, s.Activate(ctx, elevation("e1", a1, time.Hour)))
-	must(t, s.Activate(ctx, elevation("e2", a2, time.Hour)))
-	gone, ended, err := s.DeleteAssignment(ctx, "a1")
+	must(t, s.CreateActivation(ctx, live("r1", a1, time.Hour)))
+	must(t, s.CreateActivation(ctx, live("r2", a2, time.Hour)))
+	now := time.Now().UTC()
+	gone, revoked, err := s.DeleteAssignment(ctx, "a1", "perparim@x", now)
 	must(t, err)
 	if gone.ID != "a1" {
 		t.Fatalf("deleted %+v", gone)
 	}
-	sameIDs(t, "ended", elevationIDs(ended), "e1")
-	live, err := s.Elevations(ctx, "sophia@x", time.Now())
-	must(t, err)
-	sameIDs(t, "still live", elevationIDs(live), "e2")
-	wantErr(t, s.Activate(ctx, elevation("e3", a1, time.Hour)), store.ErrNotFound)
+	sameIDs(t, "revoked", revoked, actID, "r1")
+	if r := revoked[0]; r.Status != store.Revoked || r.EndedBy != "perparim@x" || r.EndedAt == nil || !r.EndedAt.Equal(now) || r.Version != 2 {
+		t.Fatalf("revoked %+v", r)
+	}
+	if stored, _ := s.Activation(ctx, "r1"); stored.Status != store.Revoked || stored.Version != 2 {
+		t.Fatalf("stored %+v", stored)
+	}
+	elevations(t, s, "sophia@x", "r2")
+	wantErr(t, s.CreateActivation(ctx, live("r3", a1, time.Hour)), store.ErrNotFound)
 }
 
-// Many replicas activating the same role at once produce one elevation.
-func testConcurrentActivations(t *testing.T, s store.Store) {
+func testDueRequests(t *testing.T, s store.Store) {
+	a := assignment("a1", "sophia@x", "user-administrator", "/")
+	must(t, s.CreateAssignment(ctx, a))
+	now := time.Now().UTC()
+	req := pending("r1", a)
+	req.Deadline = ptr(now.Add(time.Hour))
+	sched := pending("r2", a)
+	sched.Status, sched.Deadline, sched.StartAt = store.Scheduled, nil, ptr(now.Add(2*time.Hour))
+	must(t, s.CreateActivation(ctx, req))
+	must(t, s.CreateActivation(ctx, sched))
+	due, err := s.ClaimDue(ctx, now.Add(90*time.Minute), time.Minute, 10)
+	must(t, err)
+	sameIDs(t, "due at 90m", due, actID, "r1")
+	if again, _ := s.ClaimDue(ctx, now.Add(90*time.Minute), time.Minute, 10); len(again) != 0 {
+		t.Fatalf("claimed twice within the lease: %v", again)
+	}
+	// r1 was not acted upon: its lease ran out, so it comes back.
+	due, err = s.ClaimDue(ctx, now.Add(3*time.Hour), time.Minute, 10)
+	must(t, err)
+	sameIDs(t, "due at 3h", due, actID, "r1", "r2")
+}
+
+// Many replicas starting the same role at once produce one elevation.
+func testConcurrentStarts(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
 	const n = 20
@@ -330,38 +430,80 @@ func testConcurrentActivations(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- s.Activate(ctx, elevation(fmt.Sprintf("e%d", i), a, time.Hour))
+			errs <- s.CreateActivation(ctx, live(fmt.Sprintf("r%d", i), a, time.Hour))
 		}()
 	}
 	wg.Wait()
 	close(errs)
+	countOne(t, errs, store.ErrConflict)
+	got, err := s.Elevations(ctx, "sophia@x", time.Now())
+	must(t, err)
+	if len(got) != 1 {
+		t.Fatalf("%d live elevations, want 1", len(got))
+	}
+}
+
+func countOne(t *testing.T, errs <-chan error, loser error) {
+	t.Helper()
 	ok := 0
 	for err := range errs {
 		switch {
 		case err == nil:
 			ok++
-		case !errors.Is(err, store.ErrConflict):
+		case !errors.Is(err, loser):
 			t.Errorf("unexpected error: %v", err)
 		}
 	}
-	live, err := s.Elevations(ctx, "sophia@x", time.Now())
-	must(t, err)
-	if ok != 1 || len(live) != 1 {
-		t.Fatalf("%d activations succeeded, %d live; want 1 and 1", ok, len(live))
+	if ok != 1 {
+		t.Fatalf("%d succeeded, want exactly 1", ok)
 	}
 }
 
-// Several sweepers claiming at once each get a disjoint share, and together
-// every expired elevation, once.
+// Concurrent approvals of one request, each based on the version it read:
+// one wins, the others are told the request changed.
+func testConcurrentUpdates(t *testing.T, s store.Store) {
+	a := assignment("a1", "sophia@x", "user-administrator", "/")
+	must(t, s.CreateAssignment(ctx, a))
+	must(t, s.CreateActivation(ctx, pending("r1", a)))
+	read, err := s.Activation(ctx, "r1")
+	must(t, err)
+	const n = 20
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			now := time.Now().UTC()
+			up := read
+			up.Approvals = []store.Approval{{Approver: fmt.Sprintf("approver%d@x", i), At: now}}
+			up.Status, up.Deadline = store.Live, nil
+			up.ActivatedAt, up.ExpiresAt = ptr(now), ptr(now.Add(time.Hour))
+			_, err := s.UpdateActivation(ctx, up)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	countOne(t, errs, store.ErrStale)
+	got, err := s.Activation(ctx, "r1")
+	must(t, err)
+	if got.Version != 2 || len(got.Approvals) != 1 {
+		t.Fatalf("after concurrent approvals: %+v", got)
+	}
+	elevations(t, s, "sophia@x", "r1")
+}
+
+// Several sweepers claiming at once each get a disjoint share.
 func testConcurrentClaims(t *testing.T, s store.Store) {
 	const n = 12
 	var end time.Time
 	for i := range n {
 		a := assignment(fmt.Sprintf("a%d", i), fmt.Sprintf("p%d@x", i), "user-administrator", "/")
 		must(t, s.CreateAssignment(ctx, a))
-		e := elevation(fmt.Sprintf("e%d", i), a, short)
-		must(t, s.Activate(ctx, e))
-		end = e.ExpiresAt
+		act := live(fmt.Sprintf("r%d", i), a, short)
+		must(t, s.CreateActivation(ctx, act))
+		end = *act.ExpiresAt
 	}
 	time.Sleep(time.Until(end) + 50*time.Millisecond)
 	var mu sync.Mutex
@@ -372,14 +514,14 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for range 5 {
-				claimed, err := s.ClaimExpired(ctx, time.Now(), 3)
+				due, err := s.ClaimDue(ctx, time.Now(), time.Minute, 3)
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				mu.Lock()
-				for _, e := range claimed {
-					seen[e.ID]++
+				for _, a := range due {
+					seen[a.ID]++
 				}
 				mu.Unlock()
 			}
@@ -387,7 +529,7 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 	}
 	wg.Wait()
 	for i := range n {
-		if id := fmt.Sprintf("e%d", i); seen[id] != 1 {
+		if id := fmt.Sprintf("r%d", i); seen[id] != 1 {
 			t.Errorf("%s claimed %d times", id, seen[id])
 		}
 	}
@@ -399,23 +541,60 @@ func testEscaping(t *testing.T, s store.Store) {
 	for i, p := range names {
 		a := assignment(fmt.Sprintf("a%d", i), p, "user-administrator", "/")
 		must(t, s.CreateAssignment(ctx, a))
-		must(t, s.Activate(ctx, elevation(fmt.Sprintf("e%d", i), a, time.Hour)))
+		must(t, s.CreateActivation(ctx, live(fmt.Sprintf("r%d", i), a, time.Hour)))
 	}
 	for i, p := range names {
-		live, err := s.Elevations(ctx, p, time.Now())
-		must(t, err)
-		sameIDs(t, p, elevationIDs(live), fmt.Sprintf("e%d", i))
+		elevations(t, s, p, fmt.Sprintf("r%d", i))
 		list, err := s.Assignments(ctx, store.AssignmentFilter{Principal: p})
 		must(t, err)
-		sameIDs(t, p, assignmentIDs(list), fmt.Sprintf("a%d", i))
+		sameIDs(t, p, list, asgID, fmt.Sprintf("a%d", i))
 	}
-	// A scope that spells another key's suffix is just a scope.
+	// A scope or id that spells another key's suffix is just a name.
 	a := assignment("ax", "a@x", "user", "/x")
 	must(t, s.CreateAssignment(ctx, a))
-	e := elevation("ex", a, time.Hour)
-	e.Scope = "/x:el:e5"
-	must(t, s.Activate(ctx, e))
-	live, err := s.Elevations(ctx, "a@x", time.Now())
+	act := live("x:el:r5", a, time.Hour)
+	act.Scope = "/x:on:user-administrator:/"
+	must(t, s.CreateActivation(ctx, act))
+	elevations(t, s, "a@x", "r5", "x:el:r5")
+}
+
+func testInvalid(t *testing.T, s store.Store) {
+	a := assignment("a1", "sophia@x", "user-administrator", "/")
+	must(t, s.CreateAssignment(ctx, a))
+	for name, mutate := range map[string]func(*store.Activation){
+		"no id":          func(x *store.Activation) { x.ID = "" },
+		"no principal":   func(x *store.Activation) { x.Principal = "" },
+		"no assignment":  func(x *store.Activation) { x.AssignmentID = "" },
+		"ends in past":   func(x *store.Activation) { x.ExpiresAt = ptr(time.Now().Add(-time.Second)) },
+		"ends at start":  func(x *store.Activation) { x.ExpiresAt = x.ActivatedAt },
+		"live, no times": func(x *store.Activation) { x.ActivatedAt, x.ExpiresAt = nil, nil },
+	} {
+		act := live("r1", a, time.Hour)
+		mutate(&act)
+		if err := s.CreateActivation(ctx, act); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("%s: error %v, want ErrInvalid", name, err)
+		}
+	}
+	must(t, s.CreateActivation(ctx, pending("r1", a)))
+	moved, err := s.Activation(ctx, "r1")
 	must(t, err)
-	sameIDs(t, "a@x", elevationIDs(live), "e5", "ex")
+	moved.Principal = "mallory@x"
+	_, err = s.UpdateActivation(ctx, moved)
+	if err == nil {
+		t.Fatal("an update moved an activation to another principal")
+	}
+}
+
+func testIDsAcrossPrincipals(t *testing.T, s store.Store) {
+	a := assignment("a1", "sophia@x", "user-administrator", "/")
+	b := assignment("a2", "alex@x", "user-administrator", "/")
+	must(t, s.CreateAssignment(ctx, a))
+	must(t, s.CreateAssignment(ctx, b))
+	must(t, s.CreateActivation(ctx, pending("r1", a)))
+	wantErr(t, s.CreateActivation(ctx, pending("r1", b)), store.ErrConflict)
+	got, err := s.Activation(ctx, "r1")
+	must(t, err)
+	if got.Principal != "sophia@x" {
+		t.Fatalf("r1 belongs to %s", got.Principal)
+	}
 }
