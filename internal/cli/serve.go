@@ -1,20 +1,31 @@
 package cli
 
 import (
+	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/elevatepdp/elevate/bundles"
+	"github.com/elevatepdp/elevate/internal/api"
+	"github.com/elevatepdp/elevate/internal/audit"
 	"github.com/elevatepdp/elevate/internal/config"
+	"github.com/elevatepdp/elevate/internal/demo"
+	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/logging"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/server"
+	"github.com/elevatepdp/elevate/internal/store"
+	"github.com/elevatepdp/elevate/internal/store/memory"
+	storeredis "github.com/elevatepdp/elevate/internal/store/redis"
+	"github.com/elevatepdp/elevate/internal/workflow"
 	"github.com/elevatepdp/elevate/policies"
 )
 
@@ -63,14 +74,41 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	st, sink, secrets, err := openStore(cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	if cfg.Store.RedisURL == "" {
 		log.Warn("no Redis configured (--redis-url, ELEVATE_REDIS_URL): state is kept in this process only, not shared with other replicas and lost when it exits")
 	}
+	totp := identity.NewTOTP(secrets, cfg.Identity.TOTP)
+	idCfg := cfg.Identity
+	if cfg.Demo.Enabled {
+		creds, tokens, err := demo.Setup(ctx, engine, st, totp)
+		if err != nil {
+			return err
+		}
+		if err := demo.Write(cfg.Demo.Credentials, creds); err != nil {
+			return err
+		}
+		idCfg.StaticTokens = append(idCfg.StaticTokens, tokens...)
+		log.WithField("credentials", cfg.Demo.Credentials).Warn("demo mode: the demo tenant is loaded and its tokens are in the credentials file")
+	}
+	auth, err := authenticator(ctx, idCfg, log)
+	if err != nil {
+		return err
+	}
+	wf := workflow.New(workflow.Options{
+		Engine: engine, Store: st, Audit: audit.New(sink, log), TOTP: totp, Logger: log,
+	})
 	srv := server.New(server.Options{
 		Addr:            cfg.Server.Addr,
 		ShutdownTimeout: time.Duration(cfg.Server.ShutdownTimeout),
 		Engine:          engine,
 		Logger:          log,
+		APIs:            []server.Registrar{api.New(wf, auth, log, cfg.Server.MaxBodyBytes)},
+		Checks:          map[string]func(context.Context) error{"store": st.Ping},
 	})
 	if _, err := srv.Listen(); err != nil {
 		return err
@@ -78,6 +116,10 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ctx) })
+	g.Go(func() error {
+		wf.Run(ctx, sweepInterval)
+		return nil
+	})
 	if cfg.Policy.Watch {
 		g.Go(func() error {
 			// Without reloads the server still serves its policy correctly.
@@ -88,6 +130,41 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		})
 	}
 	return g.Wait()
+}
+
+// sweepInterval is how often due work (expiries, time-outs, scheduled
+// starts) is looked for. Access does not wait for it: an elevation stops
+// granting at its end by itself.
+const sweepInterval = 250 * time.Millisecond
+
+// openStore opens Redis when configured, else the in-process store.
+func openStore(cfg config.StoreConfig) (store.Store, audit.Sink, identity.Secrets, error) {
+	if cfg.RedisURL == "" {
+		m := memory.New(nil)
+		return m, audit.NewMemorySink(100_000), m, nil
+	}
+	c, err := storeredis.Dial(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, nil, &config.Error{Field: "store.redis_url", Err: err}
+	}
+	r := storeredis.New(c)
+	return r, audit.NewRedisSink(c, 0), r, nil
+}
+
+// authenticator verifies API callers as configured. With nothing configured
+// the API refuses every call: there is no anonymous access.
+func authenticator(ctx context.Context, cfg identity.Config, log logrus.FieldLogger) (api.Authenticator, error) {
+	if cfg.JWT == nil && len(cfg.StaticTokens) == 0 {
+		log.Warn("no identity configured (identity.jwt, identity.static_tokens): every API call is refused with 401")
+		return refuseAll{}, nil
+	}
+	return identity.New(ctx, cfg)
+}
+
+type refuseAll struct{}
+
+func (refuseAll) Authenticate(context.Context, string) (identity.Identity, error) {
+	return identity.Identity{}, fmt.Errorf("%w: no identity provider or token is configured", identity.ErrUnauthenticated)
 }
 
 // source is the given paths, or the policies and demo data built into the

@@ -18,16 +18,20 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
+
+	"github.com/elevatepdp/elevate/internal/identity"
 )
 
 // Config is everything `elevate serve` reads.
 type Config struct {
 	// File is the YAML file the rest was read from (--config, ELEVATE_CONFIG).
-	File   string       `json:"-"`
-	Server ServerConfig `json:"server"`
-	Policy PolicyConfig `json:"policy"`
-	Store  StoreConfig  `json:"store"`
-	Log    LogConfig    `json:"log"`
+	File     string          `json:"-"`
+	Server   ServerConfig    `json:"server"`
+	Policy   PolicyConfig    `json:"policy"`
+	Store    StoreConfig     `json:"store"`
+	Identity identity.Config `json:"identity"`
+	Demo     DemoConfig      `json:"demo"`
+	Log      LogConfig       `json:"log"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -37,6 +41,8 @@ type ServerConfig struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGTERM.
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
+	// MaxBodyBytes is the largest request body accepted (413 above it).
+	MaxBodyBytes int64 `json:"max_body_bytes"`
 }
 
 // PolicyConfig is where policies come from and how they are evaluated.
@@ -53,9 +59,20 @@ type PolicyConfig struct {
 
 // StoreConfig is where assignments, requests and elevations are kept.
 type StoreConfig struct {
-	// RedisURL is a redis:// or rediss:// URL; empty means an in-process
-	// store whose state is neither shared nor kept.
+	// RedisURL is a redis:// or rediss:// URL (with ?master_name= for
+	// Sentinel, ?cluster=true or several addr= for Cluster); empty means an
+	// in-process store whose state is neither shared nor kept.
 	RedisURL string `json:"redis_url"`
+}
+
+// DemoConfig is the demo tenant of the product brief.
+type DemoConfig struct {
+	// Enabled loads the demo tenant's assignments and gives each demo
+	// principal a static token and a TOTP secret.
+	Enabled bool `json:"enabled"`
+	// Credentials is the file the demo tokens and TOTP secrets are written
+	// to (mode 0600); they are never logged.
+	Credentials string `json:"credentials"`
 }
 
 // LogConfig is the process log.
@@ -69,7 +86,7 @@ type LogConfig struct {
 // Default is the configuration with nothing set.
 func Default() Config {
 	return Config{
-		Server: ServerConfig{Addr: "127.0.0.1:8181", ShutdownTimeout: Duration(10 * time.Second)},
+		Server: ServerConfig{Addr: "127.0.0.1:8181", ShutdownTimeout: Duration(10 * time.Second), MaxBodyBytes: 1 << 20},
 		Policy: PolicyConfig{EvalTimeout: Duration(100 * time.Millisecond), Watch: true},
 		Log:    LogConfig{Level: "info", Format: "json"},
 	}
@@ -113,7 +130,10 @@ func Flags(fs *pflag.FlagSet, cfg *Config) {
 	fs.DurationVar((*time.Duration)(&cfg.Server.ShutdownTimeout), "shutdown-timeout", time.Duration(cfg.Server.ShutdownTimeout), "how long in-flight requests may take to finish on shutdown")
 	fs.DurationVar((*time.Duration)(&cfg.Policy.EvalTimeout), "eval-timeout", time.Duration(cfg.Policy.EvalTimeout), "deadline of one policy evaluation (exceeding it denies)")
 	fs.BoolVar(&cfg.Policy.Watch, "watch", cfg.Policy.Watch, "reload policies when files under the given paths change")
+	fs.Int64Var(&cfg.Server.MaxBodyBytes, "max-body-bytes", cfg.Server.MaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&cfg.Store.RedisURL, "redis-url", cfg.Store.RedisURL, "Redis URL (redis://, rediss://); empty keeps state in this process only")
+	fs.BoolVar(&cfg.Demo.Enabled, "demo", cfg.Demo.Enabled, "load the demo tenant, with a token and TOTP secret per demo principal")
+	fs.StringVar(&cfg.Demo.Credentials, "demo-credentials", cfg.Demo.Credentials, "file to write the demo tokens and TOTP secrets to")
 	fs.StringVar(&cfg.Log.Level, "log-level", cfg.Log.Level, "log level: trace, debug, info, warn, error")
 	fs.StringVar(&cfg.Log.Format, "log-format", cfg.Log.Format, "log format: json or text")
 }
@@ -197,6 +217,17 @@ func loadFile(file string, cfg *Config) error {
 // unknownKey returns the dotted path of the first key in doc that t (a struct
 // decoded from JSON) has no field for, or "".
 func unknownKey(doc any, t reflect.Type, prefix string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if list, ok := doc.([]any); ok && t.Kind() == reflect.Slice {
+		for i, item := range list {
+			if path := unknownKey(item, t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(prefix, "."), i)); path != "" {
+				return path
+			}
+		}
+		return ""
+	}
 	obj, ok := doc.(map[string]any)
 	if !ok || t.Kind() != reflect.Struct {
 		return ""
@@ -229,6 +260,9 @@ func (c *Config) Validate() error {
 	if _, port, err := net.SplitHostPort(c.Server.Addr); err != nil || port == "" {
 		return &Error{Field: "server.addr", Err: fmt.Errorf("%q is not host:port", c.Server.Addr)}
 	}
+	if c.Server.MaxBodyBytes < 1 {
+		return &Error{Field: "server.max_body_bytes", Err: errors.New("must be positive")}
+	}
 	if c.Server.ShutdownTimeout < 0 {
 		return &Error{Field: "server.shutdown_timeout", Err: errors.New("must not be negative")}
 	}
@@ -237,6 +271,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.RedisURL != "" && !strings.HasPrefix(c.Store.RedisURL, "redis://") && !strings.HasPrefix(c.Store.RedisURL, "rediss://") && !strings.HasPrefix(c.Store.RedisURL, "unix://") {
 		return &Error{Field: "store.redis_url", Err: errors.New("must be a redis://, rediss:// or unix:// URL")}
+	}
+	if c.Demo.Enabled && c.Demo.Credentials == "" {
+		return &Error{Field: "demo.credentials", Err: errors.New("demo mode needs a file for the demo credentials (--demo-credentials)")}
+	}
+	if c.Identity.JWT != nil || len(c.Identity.StaticTokens) > 0 {
+		if err := c.Identity.Validate(); err != nil {
+			var fe *identity.FieldError
+			if errors.As(err, &fe) {
+				return &Error{Field: fe.Field, Err: fe.Err}
+			}
+			return &Error{Field: "identity", Err: err}
+		}
 	}
 	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
 		return &Error{Field: "log.level", Err: fmt.Errorf("%q is not one of trace, debug, info, warn, error", c.Log.Level)}

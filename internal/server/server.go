@@ -17,12 +17,22 @@ import (
 	"github.com/elevatepdp/elevate/internal/policy"
 )
 
+// Registrar adds routes: the API packages implement it.
+type Registrar interface {
+	Register(r gin.IRouter)
+}
+
 // Options configure a Server.
 type Options struct {
 	Addr            string
 	ShutdownTimeout time.Duration
 	Engine          *policy.Engine
 	Logger          *logrus.Logger
+	// APIs are served beside the health endpoints.
+	APIs []Registrar
+	// Checks must pass for the replica to be ready (the store, say); each
+	// gets a short deadline.
+	Checks map[string]func(context.Context) error
 }
 
 // Server is the HTTP API of one Elevate replica.
@@ -51,6 +61,9 @@ func New(opts Options) *Server {
 	})
 	r.GET("/health", s.health)
 	r.GET("/health/ready", s.ready)
+	for _, api := range opts.APIs {
+		api.Register(r)
+	}
 	s.handler = r
 	s.http = &http.Server{
 		Handler:           r,
@@ -109,13 +122,24 @@ func (s *Server) health(c *gin.Context) {
 }
 
 // ready reports whether this replica should receive traffic: a policy is
-// loaded (the engine cannot exist without one) and it is not shutting down.
+// loaded (the engine cannot exist without one), every check passes and it
+// is not shutting down.
 func (s *Server) ready(c *gin.Context) {
 	checks := gin.H{"policy": "ok", "shutdown": "ok"}
 	status := http.StatusOK
 	if s.stopping.Load() {
 		checks["shutdown"] = "shutting down"
 		status = http.StatusServiceUnavailable
+	}
+	for name, check := range s.opts.Checks {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		err := check(ctx)
+		cancel()
+		checks[name] = "ok"
+		if err != nil {
+			checks[name] = err.Error()
+			status = http.StatusServiceUnavailable
+		}
 	}
 	body := gin.H{"status": "ok", "checks": checks, "policy": s.opts.Engine.Info()}
 	if status != http.StatusOK {

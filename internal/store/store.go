@@ -169,10 +169,11 @@ type Store interface {
 	// every live activation of it (by, at now), which it returns.
 	DeleteAssignment(ctx context.Context, id, by string, now time.Time) (Assignment, []Activation, error)
 
-	// CreateActivation stores a new activation at version 1. A Live one
-	// starts its elevation: ErrConflict when the principal already holds the
-	// role live at the scope, ErrNotFound when its assignment is gone.
-	CreateActivation(ctx context.Context, a Activation) error
+	// CreateActivation stores a new activation and returns it as stored, at
+	// version 1. A Live one starts its elevation: ErrConflict when the
+	// principal already holds the role live at the scope, ErrNotFound when
+	// its assignment is gone.
+	CreateActivation(ctx context.Context, a Activation) (Activation, error)
 	// UpdateActivation stores a, which carries the Version it was read at,
 	// as the next version; ErrStale when another change came first. Moving
 	// to Live starts the elevation (errors as in CreateActivation); moving

@@ -24,6 +24,7 @@ type Store struct {
 	leases map[string]time.Time
 	seq    map[string]int // insertion order, for stable listings
 	next   int
+	totp   totpState
 }
 
 var _ store.Store = (*Store)(nil)
@@ -39,6 +40,7 @@ func New(now func() time.Time) *Store {
 		activations: map[string]store.Activation{},
 		leases:      map[string]time.Time{},
 		seq:         map[string]int{},
+		totp:        totpState{secrets: map[string]string{}, used: map[string]time.Time{}},
 	}
 }
 
@@ -128,18 +130,18 @@ func (s *Store) byPrincipal(principal string) []store.Activation {
 	return out
 }
 
-func (s *Store) CreateActivation(_ context.Context, a store.Activation) error {
+func (s *Store) CreateActivation(_ context.Context, a store.Activation) (store.Activation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.activations[a.ID]; ok {
-		return fmt.Errorf("activation %s: %w", a.ID, store.ErrConflict)
+		return store.Activation{}, fmt.Errorf("activation %s: %w", a.ID, store.ErrConflict)
 	}
 	a.Version = 1
 	if err := s.apply(nil, a); err != nil {
-		return err
+		return store.Activation{}, err
 	}
 	s.order(a.ID)
-	return nil
+	return a, nil
 }
 
 func (s *Store) UpdateActivation(_ context.Context, a store.Activation) (store.Activation, error) {

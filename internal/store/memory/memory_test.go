@@ -10,3 +10,7 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(*testing.T) store.Store { return New(nil) })
 }
+
+func TestSecrets(t *testing.T) {
+	storetest.RunSecrets(t, New(nil))
+}

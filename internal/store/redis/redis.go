@@ -281,20 +281,22 @@ func (s *Store) unschedule(ctx context.Context, a store.Activation) {
 	}
 }
 
-func (s *Store) CreateActivation(ctx context.Context, a store.Activation) error {
+func (s *Store) CreateActivation(ctx context.Context, a store.Activation) (store.Activation, error) {
 	a.Version = 1
 	effect, err := store.EffectOf(nil, a, time.Now())
 	if err != nil {
-		return err
+		return store.Activation{}, err
 	}
 	if err := s.claim(ctx, "activation", a.ID, a.Principal); err != nil {
-		return err
+		return store.Activation{}, err
 	}
 	if err := s.schedule(ctx, a); err != nil {
-		return err
+		return store.Activation{}, err
 	}
-	_, err = s.apply(ctx, a.Principal, "", change{a: a, effect: effect})
-	return err
+	if _, err := s.apply(ctx, a.Principal, "", change{a: a, effect: effect}); err != nil {
+		return store.Activation{}, err
+	}
+	return a, nil
 }
 
 func (s *Store) UpdateActivation(ctx context.Context, a store.Activation) (store.Activation, error) {

@@ -53,3 +53,36 @@ func TestEscapeIsInjectiveAndKeySafe(t *testing.T) {
 		}
 	}
 }
+
+func TestSecrets(t *testing.T) {
+	storetest.RunSecrets(t, New(harness.Redis(t).Client(t)))
+}
+
+func TestDial(t *testing.T) {
+	ctx := context.Background()
+	srv := harness.Redis(t)
+	cluster := harness.RedisCluster(t)
+	for name, url := range map[string]string{
+		"standalone":       srv.URL,
+		"cluster by addrs": cluster.URL,
+		"cluster by flag":  "redis://" + cluster.Addrs[0] + "?cluster=true",
+	} {
+		c, err := Dial(url)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := c.Ping(ctx).Err(); err != nil {
+			t.Fatalf("%s: ping: %v", name, err)
+		}
+		_, isCluster := c.(*goredis.ClusterClient)
+		if isCluster != (name != "standalone") {
+			t.Errorf("%s: got %T", name, c)
+		}
+		c.Close()
+	}
+	for _, bad := range []string{"http://x", "redis://x?master_name=m&bogus=1", "::"} {
+		if _, err := Dial(bad); err == nil {
+			t.Errorf("Dial(%q) succeeded", bad)
+		}
+	}
+}

@@ -103,6 +103,21 @@ func sameIDs[T any](t *testing.T, what string, xs []T, id func(T) string, want .
 }
 
 func actID(a store.Activation) string { return a.ID }
+
+func createErr(s store.Store, a store.Activation) error {
+	_, err := s.CreateActivation(ctx, a)
+	return err
+}
+
+// create stores a and checks it comes back as stored, at version 1.
+func create(t *testing.T, s store.Store, a store.Activation) {
+	t.Helper()
+	got, err := s.CreateActivation(ctx, a)
+	must(t, err)
+	if got.Version != 1 || got.ID != a.ID || got.Status != a.Status {
+		t.Fatalf("created %+v from %+v", got, a)
+	}
+}
 func asgID(a store.Assignment) string { return a.ID }
 
 func elevations(t *testing.T, s store.Store, principal string, want ...string) {
@@ -169,8 +184,8 @@ func testLifecycle(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
 	req := pending("r1", a)
-	must(t, s.CreateActivation(ctx, req))
-	wantErr(t, s.CreateActivation(ctx, req), store.ErrConflict)
+	create(t, s, req)
+	wantErr(t, createErr(s, req), store.ErrConflict)
 	elevations(t, s, "sophia@x")
 
 	got, err := s.Activation(ctx, "r1")
@@ -202,16 +217,16 @@ func testLifecycle(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrStale)
 
 	// One live elevation per role and scope; another scope is fine.
-	wantErr(t, s.CreateActivation(ctx, live("r2", a, time.Hour)), store.ErrConflict)
+	wantErr(t, createErr(s, live("r2", a, time.Hour)), store.ErrConflict)
 	_, err = s.Activation(ctx, "r2")
 	wantErr(t, err, store.ErrNotFound)
 	elsewhere := live("r3", a, time.Hour)
 	elsewhere.Scope = "/administrativeUnits/ny"
-	must(t, s.CreateActivation(ctx, elsewhere))
+	create(t, s, elsewhere)
 	elevations(t, s, "sophia@x", "r1", "r3")
 
 	orphan := live("r4", assignment("gone", "sophia@x", "application-administrator", "/"), time.Hour)
-	wantErr(t, s.CreateActivation(ctx, orphan), store.ErrNotFound)
+	wantErr(t, createErr(s, orphan), store.ErrNotFound)
 	_, err = s.UpdateActivation(ctx, store.Activation{ID: "nope", Principal: "p", Role: "r", Scope: "/", AssignmentID: "a"})
 	wantErr(t, err, store.ErrNotFound)
 	elevations(t, s, "alex@x")
@@ -228,7 +243,7 @@ func testListing(t *testing.T, s store.Store) {
 	r3 := pending("r3", b)
 	r3.RequestedAt = r1.RequestedAt.Add(2 * time.Millisecond)
 	for _, r := range []store.Activation{r1, r2, r3} {
-		must(t, s.CreateActivation(ctx, r))
+		create(t, s, r)
 	}
 	for name, tc := range map[string]struct {
 		f    store.ActivationFilter
@@ -267,7 +282,7 @@ func testExpiry(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
 	act := live("r1", a, short)
-	must(t, s.CreateActivation(ctx, act))
+	create(t, s, act)
 	if due, _ := s.ClaimDue(ctx, time.Now(), time.Minute, 10); len(due) != 0 {
 		t.Fatalf("due before its end: %v", due)
 	}
@@ -297,14 +312,14 @@ func testExpiry(t *testing.T, s store.Store) {
 		t.Fatalf("due after it was recorded expired: %v", after)
 	}
 	// The role can be activated again once the last use ended.
-	must(t, s.CreateActivation(ctx, live("r2", a, time.Hour)))
+	create(t, s, live("r2", a, time.Hour))
 }
 
 func testReadsUseNow(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
 	act := live("r1", a, time.Hour)
-	must(t, s.CreateActivation(ctx, act))
+	create(t, s, act)
 	for name, tc := range map[string]struct {
 		at   time.Time
 		live bool
@@ -325,7 +340,7 @@ func testDeactivate(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
 	act := live("r1", a, short)
-	must(t, s.CreateActivation(ctx, act))
+	create(t, s, act)
 	stored, err := s.Activation(ctx, "r1")
 	must(t, err)
 	early := stored
@@ -342,14 +357,14 @@ func testDeactivate(t *testing.T, s store.Store) {
 	due, err := s.ClaimDue(ctx, time.Now(), time.Minute, 10)
 	must(t, err)
 	sameIDs(t, "due after deactivation", due, actID)
-	must(t, s.CreateActivation(ctx, live("r2", a, time.Hour)))
+	create(t, s, live("r2", a, time.Hour))
 }
 
 func testExtend(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
 	act := live("r1", a, short)
-	must(t, s.CreateActivation(ctx, act))
+	create(t, s, act)
 	stored, err := s.Activation(ctx, "r1")
 	must(t, err)
 	extended := stored
@@ -365,7 +380,7 @@ func testExtend(t *testing.T, s store.Store) {
 	if due, _ := s.ClaimDue(ctx, time.Now(), time.Minute, 10); len(due) != 0 {
 		t.Fatalf("an extended elevation came due at its old end: %v", due)
 	}
-	wantErr(t, s.CreateActivation(ctx, live("r2", a, time.Hour)), store.ErrConflict)
+	wantErr(t, createErr(s, live("r2", a, time.Hour)), store.ErrConflict)
 	past := extended
 	past.Version = 2
 	past.ExpiresAt = ptr(time.Now().Add(-time.Second))
@@ -378,8 +393,8 @@ func testDeleteAssignment(t *testing.T, s store.Store) {
 	a2 := assignment("a2", "sophia@x", "helpdesk-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a1))
 	must(t, s.CreateAssignment(ctx, a2))
-	must(t, s.CreateActivation(ctx, live("r1", a1, time.Hour)))
-	must(t, s.CreateActivation(ctx, live("r2", a2, time.Hour)))
+	create(t, s, live("r1", a1, time.Hour))
+	create(t, s, live("r2", a2, time.Hour))
 	now := time.Now().UTC()
 	gone, revoked, err := s.DeleteAssignment(ctx, "a1", "perparim@x", now)
 	must(t, err)
@@ -394,7 +409,7 @@ func testDeleteAssignment(t *testing.T, s store.Store) {
 		t.Fatalf("stored %+v", stored)
 	}
 	elevations(t, s, "sophia@x", "r2")
-	wantErr(t, s.CreateActivation(ctx, live("r3", a1, time.Hour)), store.ErrNotFound)
+	wantErr(t, createErr(s, live("r3", a1, time.Hour)), store.ErrNotFound)
 }
 
 func testDueRequests(t *testing.T, s store.Store) {
@@ -405,8 +420,8 @@ func testDueRequests(t *testing.T, s store.Store) {
 	req.Deadline = ptr(now.Add(time.Hour))
 	sched := pending("r2", a)
 	sched.Status, sched.Deadline, sched.StartAt = store.Scheduled, nil, ptr(now.Add(2*time.Hour))
-	must(t, s.CreateActivation(ctx, req))
-	must(t, s.CreateActivation(ctx, sched))
+	create(t, s, req)
+	create(t, s, sched)
 	due, err := s.ClaimDue(ctx, now.Add(90*time.Minute), time.Minute, 10)
 	must(t, err)
 	sameIDs(t, "due at 90m", due, actID, "r1")
@@ -430,7 +445,7 @@ func testConcurrentStarts(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- s.CreateActivation(ctx, live(fmt.Sprintf("r%d", i), a, time.Hour))
+			errs <- createErr(s, live(fmt.Sprintf("r%d", i), a, time.Hour))
 		}()
 	}
 	wg.Wait()
@@ -464,7 +479,7 @@ func countOne(t *testing.T, errs <-chan error, loser error) {
 func testConcurrentUpdates(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
-	must(t, s.CreateActivation(ctx, pending("r1", a)))
+	create(t, s, pending("r1", a))
 	read, err := s.Activation(ctx, "r1")
 	must(t, err)
 	const n = 20
@@ -502,7 +517,7 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 		a := assignment(fmt.Sprintf("a%d", i), fmt.Sprintf("p%d@x", i), "user-administrator", "/")
 		must(t, s.CreateAssignment(ctx, a))
 		act := live(fmt.Sprintf("r%d", i), a, short)
-		must(t, s.CreateActivation(ctx, act))
+		create(t, s, act)
 		end = *act.ExpiresAt
 	}
 	time.Sleep(time.Until(end) + 50*time.Millisecond)
@@ -541,7 +556,7 @@ func testEscaping(t *testing.T, s store.Store) {
 	for i, p := range names {
 		a := assignment(fmt.Sprintf("a%d", i), p, "user-administrator", "/")
 		must(t, s.CreateAssignment(ctx, a))
-		must(t, s.CreateActivation(ctx, live(fmt.Sprintf("r%d", i), a, time.Hour)))
+		create(t, s, live(fmt.Sprintf("r%d", i), a, time.Hour))
 	}
 	for i, p := range names {
 		elevations(t, s, p, fmt.Sprintf("r%d", i))
@@ -554,7 +569,7 @@ func testEscaping(t *testing.T, s store.Store) {
 	must(t, s.CreateAssignment(ctx, a))
 	act := live("x:el:r5", a, time.Hour)
 	act.Scope = "/x:on:user-administrator:/"
-	must(t, s.CreateActivation(ctx, act))
+	create(t, s, act)
 	elevations(t, s, "a@x", "r5", "x:el:r5")
 }
 
@@ -571,11 +586,11 @@ func testInvalid(t *testing.T, s store.Store) {
 	} {
 		act := live("r1", a, time.Hour)
 		mutate(&act)
-		if err := s.CreateActivation(ctx, act); !errors.Is(err, store.ErrInvalid) {
+		if err := createErr(s, act); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("%s: error %v, want ErrInvalid", name, err)
 		}
 	}
-	must(t, s.CreateActivation(ctx, pending("r1", a)))
+	create(t, s, pending("r1", a))
 	moved, err := s.Activation(ctx, "r1")
 	must(t, err)
 	moved.Principal = "mallory@x"
@@ -590,8 +605,8 @@ func testIDsAcrossPrincipals(t *testing.T, s store.Store) {
 	b := assignment("a2", "alex@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
 	must(t, s.CreateAssignment(ctx, b))
-	must(t, s.CreateActivation(ctx, pending("r1", a)))
-	wantErr(t, s.CreateActivation(ctx, pending("r1", b)), store.ErrConflict)
+	create(t, s, pending("r1", a))
+	wantErr(t, createErr(s, pending("r1", b)), store.ErrConflict)
 	got, err := s.Activation(ctx, "r1")
 	must(t, err)
 	if got.Principal != "sophia@x" {

@@ -34,6 +34,14 @@ default_settings := {
 settings(role) := object.union(default_settings, object.get(role, "settings", {}))
 
 # METADATA
+# description: |
+#   Every role of data.pim.roles with its settings merged over
+#   default_settings: what the Elevate service reads, so the defaults are
+#   defined here only.
+# entrypoint: true
+effective_roles[id] := object.union(role, {"settings": settings(role)}) if some id, role in data.pim.roles
+
+# METADATA
 # description: The display name of a role, falling back to its id.
 role_name(role_id) := object.get(data.pim.roles[role_id], "name", role_id)
 

@@ -127,6 +127,19 @@ test_settings_merge_defaults if {
 	lib.settings({}) == lib.default_settings
 }
 
+test_effective_roles if {
+	roles := {
+		"short": {"name": "Short", "permissions": ["a.*"], "settings": {"max_duration": "2h"}},
+		"bare": {"name": "Bare"},
+	}
+	r := lib.effective_roles with data.pim.roles as roles
+	r.short.name == "Short"
+	r.short.permissions == ["a.*"]
+	r.short.settings.max_duration == "2h"
+	r.short.settings.pending_timeout == lib.default_settings.pending_timeout
+	r.bare.settings == lib.default_settings
+}
+
 test_role_name if {
 	lib.role_name("user-administrator") == "User Administrator" with data.pim.roles as fx.roles
 	lib.role_name("nameless") == "nameless" with data.pim.roles as {"nameless": {"settings": {}}}

@@ -1,0 +1,366 @@
+// Package api is Elevate's HTTP API for people and services: roles,
+// assignments, activations and their approval, TOTP enrolment, decisions
+// and the audit trail. Every call is authenticated with a bearer token;
+// every error is {"code", "message", "errors"} with a stable code.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/audit"
+	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/store"
+	"github.com/elevatepdp/elevate/internal/workflow"
+)
+
+// Authenticator turns an Authorization header into a caller.
+type Authenticator interface {
+	Authenticate(ctx context.Context, authorization string) (identity.Identity, error)
+}
+
+// API serves the /v1 endpoints of the workflow.
+type API struct {
+	wf      *workflow.Service
+	auth    Authenticator
+	log     logrus.FieldLogger
+	maxBody int64
+}
+
+// New returns the API. Request bodies above maxBody bytes are refused (413).
+func New(wf *workflow.Service, auth Authenticator, log logrus.FieldLogger, maxBody int64) *API {
+	return &API{wf: wf, auth: auth, log: log, maxBody: maxBody}
+}
+
+// Register adds the routes to r.
+func (a *API) Register(r gin.IRouter) {
+	v1 := r.Group("/v1", a.limitBody, a.authenticate)
+	v1.GET("/roles", a.roles)
+	v1.GET("/me/roles", a.myRoles)
+	v1.POST("/assignments", a.createAssignment)
+	v1.GET("/assignments", a.listAssignments)
+	v1.DELETE("/assignments/:id", a.deleteAssignment)
+	v1.POST("/activations", a.activate)
+	v1.GET("/activations", a.listActivations)
+	v1.GET("/activations/:id", a.getActivation)
+	v1.POST("/activations/:id/:action", a.act)
+	v1.GET("/approvals", a.approvals)
+	v1.POST("/mfa/totp/enroll", a.enrollTOTP)
+	v1.POST("/authorize", a.authorize)
+	v1.GET("/audit", a.audit)
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Errors  []string `json:"errors"`
+}
+
+func abort(c *gin.Context, status int, code, message string, errs []string) {
+	if errs == nil {
+		errs = []string{}
+	}
+	c.AbortWithStatusJSON(status, Error{Code: code, Message: message, Errors: errs})
+}
+
+// fail answers err with its status and code. This is the one place domain
+// errors become HTTP.
+func (a *API) fail(c *gin.Context, err error) {
+	var denied *workflow.DeniedError
+	var bad *workflow.InvalidError
+	switch {
+	case errors.As(err, &bad):
+		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values", bad.Errors)
+	case errors.As(err, &denied):
+		abort(c, http.StatusForbidden, "policy_denied", fmt.Sprintf("%s denied by policy", denied.What), denied.Violations)
+	case errors.Is(err, identity.ErrUnauthenticated):
+		c.Header("WWW-Authenticate", `Bearer realm="elevate"`)
+		abort(c, http.StatusUnauthorized, "unauthenticated", err.Error(), nil)
+	case errors.Is(err, workflow.ErrForbidden):
+		abort(c, http.StatusForbidden, "forbidden", err.Error(), nil)
+	case errors.Is(err, store.ErrNotFound):
+		abort(c, http.StatusNotFound, "not_found", err.Error(), nil)
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrStale):
+		abort(c, http.StatusConflict, "conflict", err.Error(), nil)
+	case errors.Is(err, store.ErrInvalid):
+		abort(c, http.StatusUnprocessableEntity, "invalid_value", err.Error(), nil)
+	case errors.Is(err, workflow.ErrUnavailable):
+		a.logError(c, err)
+		abort(c, http.StatusServiceUnavailable, "unavailable", "a policy or the store could not answer; nothing was changed", nil)
+	default:
+		a.logError(c, err)
+		abort(c, http.StatusInternalServerError, "internal", "internal error", nil)
+	}
+}
+
+func (a *API) logError(c *gin.Context, err error) {
+	a.log.WithFields(logrus.Fields{
+		"request_id": c.GetString("X-Request-Id"), "path": c.FullPath(), "error": err.Error(),
+	}).Error("request failed")
+}
+
+func (a *API) limitBody(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.maxBody)
+	c.Next()
+}
+
+const callerKey = "elevate.caller"
+
+func (a *API) authenticate(c *gin.Context) {
+	id, err := a.auth.Authenticate(c.Request.Context(), c.GetHeader("Authorization"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Set(callerKey, workflow.Caller{Identity: id, RequestID: c.GetString("X-Request-Id")})
+	c.Next()
+}
+
+func caller(c *gin.Context) workflow.Caller {
+	return c.MustGet(callerKey).(workflow.Caller)
+}
+
+// bind decodes a JSON body strictly: malformed JSON and unknown fields are
+// 400, values of the wrong type 422, a body over the limit 413.
+func (a *API) bind(c *gin.Context, v any) bool {
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
+	}
+	if err == nil {
+		return true
+	}
+	var tooBig *http.MaxBytesError
+	var typ *json.UnmarshalTypeError
+	var tm *time.ParseError
+	switch {
+	case errors.As(err, &tooBig):
+		abort(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit), nil)
+	case errors.As(err, &typ):
+		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values",
+			[]string{fmt.Sprintf("%s: expected %s, got %s", typ.Field, typ.Type, typ.Value)})
+	case errors.As(err, &tm):
+		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values",
+			[]string{fmt.Sprintf("%q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", tm.Value)})
+	case errors.Is(err, io.EOF):
+		abort(c, http.StatusBadRequest, "malformed_json", "the body is empty; a JSON object is expected", nil)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		abort(c, http.StatusBadRequest, "unknown_field", strings.TrimPrefix(err.Error(), "json: "), nil)
+	default:
+		abort(c, http.StatusBadRequest, "malformed_json", "the body is not valid JSON: "+err.Error(), nil)
+	}
+	return false
+}
+
+func (a *API) roles(c *gin.Context) {
+	roles, err := a.wf.Roles(c.Request.Context())
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := make([]workflow.Role, 0, len(roles))
+	for _, r := range roles {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	c.JSON(http.StatusOK, gin.H{"roles": out})
+}
+
+func (a *API) myRoles(c *gin.Context) {
+	mine, err := a.wf.MyRoles(c.Request.Context(), caller(c))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, mine)
+}
+
+func (a *API) createAssignment(c *gin.Context) {
+	var r workflow.AssignmentRequest
+	if !a.bind(c, &r) {
+		return
+	}
+	asg, err := a.wf.CreateAssignment(c.Request.Context(), caller(c), r)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, asg)
+}
+
+func (a *API) listAssignments(c *gin.Context) {
+	list, err := a.wf.ListAssignments(c.Request.Context(), caller(c),
+		c.Query("principal"), c.Query("role"), workflow.AssignmentState(c.Query("state")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"assignments": list})
+}
+
+func (a *API) deleteAssignment(c *gin.Context) {
+	asg, revoked, err := a.wf.DeleteAssignment(c.Request.Context(), caller(c), c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"assignment": asg, "revoked": revoked})
+}
+
+func (a *API) activate(c *gin.Context) {
+	var r workflow.ActivationRequest
+	if !a.bind(c, &r) {
+		return
+	}
+	act, err := a.wf.Activate(c.Request.Context(), caller(c), r)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	status := http.StatusAccepted
+	if act.Status == store.Live {
+		status = http.StatusCreated
+	}
+	c.JSON(status, act)
+}
+
+func (a *API) listActivations(c *gin.Context) {
+	list, err := a.wf.Activations(c.Request.Context(), caller(c), c.Query("principal"), store.Status(c.Query("status")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"activations": list})
+}
+
+func (a *API) getActivation(c *gin.Context) {
+	act, err := a.wf.Activation(c.Request.Context(), caller(c), c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, act)
+}
+
+// decisionBody is the body of approve, deny, cancel and deactivate.
+type decisionBody struct {
+	Justification string `json:"justification"`
+}
+
+func (a *API) act(c *gin.Context) {
+	ctx, who, id := c.Request.Context(), caller(c), c.Param("id")
+	var act store.Activation
+	var err error
+	if c.Param("action") == "extend" {
+		var r workflow.ExtendRequest
+		if !a.bind(c, &r) {
+			return
+		}
+		act, err = a.wf.Extend(ctx, who, id, r)
+	} else {
+		var r decisionBody
+		if c.Request.ContentLength != 0 && !a.bind(c, &r) {
+			return
+		}
+		switch c.Param("action") {
+		case "approve":
+			act, err = a.wf.Approve(ctx, who, id, r.Justification)
+		case "deny":
+			act, err = a.wf.Deny(ctx, who, id, r.Justification)
+		case "cancel":
+			act, err = a.wf.Cancel(ctx, who, id, r.Justification)
+		case "deactivate":
+			act, err = a.wf.Deactivate(ctx, who, id, r.Justification)
+		default:
+			abort(c, http.StatusNotFound, "not_found", fmt.Sprintf("no action %q: use approve, deny, cancel, deactivate or extend", c.Param("action")), nil)
+			return
+		}
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, act)
+}
+
+func (a *API) approvals(c *gin.Context) {
+	list, err := a.wf.PendingApprovals(c.Request.Context(), caller(c))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"activations": list})
+}
+
+func (a *API) enrollTOTP(c *gin.Context) {
+	var r workflow.MFAEvidence
+	if c.Request.ContentLength != 0 && !a.bind(c, &r) {
+		return
+	}
+	en, err := a.wf.EnrollTOTP(c.Request.Context(), caller(c), r.TOTP)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusCreated, gin.H{"secret": en.Secret, "url": en.URL})
+}
+
+func (a *API) authorize(c *gin.Context) {
+	var r workflow.AuthorizeRequest
+	if !a.bind(c, &r) {
+		return
+	}
+	d, err := a.wf.Authorize(c.Request.Context(), caller(c), r)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, d)
+}
+
+func (a *API) audit(c *gin.Context) {
+	f := audit.Filter{Principal: c.Query("principal"), Role: c.Query("role"), Type: audit.Type(c.Query("type"))}
+	var errs []string
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := c.Query(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %q is not an RFC 3339 time", name, v))
+			}
+			*dst = t
+		}
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Sprintf("limit: %q is not a positive number", v))
+		}
+		f.Limit = n
+	}
+	if errs != nil {
+		sort.Strings(errs)
+		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values", errs)
+		return
+	}
+	events, err := a.wf.Audit(c.Request.Context(), caller(c), f)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"events": events})
+}

@@ -1,0 +1,256 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+)
+
+// codeAt is what an authenticator app shows at t.
+func codeAt(t *testing.T, secret string, at time.Time) string {
+	t.Helper()
+	c, err := totp.GenerateCode(secret, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestTOTPVerify(t *testing.T) {
+	const principal = "sophia.davis@perparims.example"
+	// Mid-step, so that ±n steps are unambiguous.
+	now := time.Unix(1_760_000_015, 0)
+	step := 30 * time.Second
+
+	tests := map[string]struct {
+		principal string
+		code      func(secret string) string
+		want      error
+	}{
+		"current step":           {code: func(s string) string { return codeAt(t, s, now) }},
+		"one step behind":        {code: func(s string) string { return codeAt(t, s, now.Add(-step)) }},
+		"one step ahead":         {code: func(s string) string { return codeAt(t, s, now.Add(step)) }},
+		"two steps behind":       {code: func(s string) string { return codeAt(t, s, now.Add(-2*step)) }, want: ErrBadCode},
+		"two steps ahead":        {code: func(s string) string { return codeAt(t, s, now.Add(2*step)) }, want: ErrBadCode},
+		"wrong code":             {code: func(s string) string { return wrong(codeAt(t, s, now)) }, want: ErrBadCode},
+		"five digits":            {code: func(s string) string { return codeAt(t, s, now)[:5] }, want: ErrBadCode},
+		"seven digits":           {code: func(s string) string { return codeAt(t, s, now) + "0" }, want: ErrBadCode},
+		"letters":                {code: func(string) string { return "12345a" }, want: ErrBadCode},
+		"empty":                  {code: func(string) string { return "" }, want: ErrBadCode},
+		"not enrolled":           {principal: "nobody@perparims.example", code: func(string) string { return "123456" }, want: ErrNotEnrolled},
+		"someone else's code":    {principal: "other@perparims.example", code: func(s string) string { return codeAt(t, s, now) }, want: ErrBadCode},
+		"code with a space":      {code: func(s string) string { return " " + codeAt(t, s, now)[1:] }, want: ErrBadCode},
+		"unicode digits refused": {code: func(string) string { return "١٢٣٤٥٦" }, want: ErrBadCode},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			secrets := newMemSecrets()
+			secrets.now = func() time.Time { return now }
+			tt := NewTOTP(secrets, TOTPConfig{})
+			enr, err := tt.Enroll(context.Background(), principal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tt.Enroll(context.Background(), "other@perparims.example"); err != nil {
+				t.Fatal(err)
+			}
+			p := principal
+			if tc.principal != "" {
+				p = tc.principal
+			}
+			err = tt.Verify(context.Background(), p, tc.code(enr.Secret), now)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), enr.Secret) {
+				t.Errorf("error %q contains the secret", err)
+			}
+		})
+	}
+}
+
+// wrong returns a different 6-digit code.
+func wrong(code string) string {
+	b := []byte(code)
+	b[0] = '0' + (b[0]-'0'+1)%10
+	return string(b)
+}
+
+func TestTOTPReplay(t *testing.T) {
+	const principal = "sophia.davis@perparims.example"
+	now := time.Unix(1_760_000_015, 0)
+	secrets := newMemSecrets()
+	secrets.now = func() time.Time { return now }
+	tt := NewTOTP(secrets, TOTPConfig{})
+	enr, err := tt.Enroll(context.Background(), principal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := codeAt(t, enr.Secret, now)
+
+	if err := tt.Verify(context.Background(), principal, code, now); err != nil {
+		t.Fatal(err)
+	}
+	// The same code again, in the same step and in the next (where it is
+	// still inside the skew window), is a replay.
+	for _, at := range []time.Time{now, now.Add(30 * time.Second)} {
+		if err := tt.Verify(context.Background(), principal, code, at); !errors.Is(err, ErrReplay) {
+			t.Fatalf("second use at %s: %v, want ErrReplay", at, err)
+		}
+	}
+	// The next step's code is a different counter and is accepted once.
+	next := codeAt(t, enr.Secret, now.Add(30*time.Second))
+	if err := tt.Verify(context.Background(), principal, next, now.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTOTPConcurrentUseOnce(t *testing.T) {
+	// Replicas sharing the store race on the same code: exactly one wins.
+	const principal = "sophia.davis@perparims.example"
+	now := time.Unix(1_760_000_015, 0)
+	secrets := newMemSecrets()
+	secrets.now = func() time.Time { return now }
+	replicas := []*TOTP{NewTOTP(secrets, TOTPConfig{}), NewTOTP(secrets, TOTPConfig{})}
+	enr, err := replicas[0].Enroll(context.Background(), principal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := codeAt(t, enr.Secret, now)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Go(func() { errs[i] = replicas[i%2].Verify(context.Background(), principal, code, now) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrReplay):
+			t.Errorf("unexpected error %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d verifications succeeded, want exactly 1", ok)
+	}
+}
+
+func TestTOTPEnroll(t *testing.T) {
+	const principal = "sophia.davis@perparims.example"
+	now := time.Now()
+	secrets := newMemSecrets()
+	tt := NewTOTP(secrets, TOTPConfig{Issuer: "Perparims"})
+
+	first, err := tt.Enroll(context.Background(), principal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(first.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if u.Scheme != "otpauth" || u.Host != "totp" || u.Path != "/Perparims:"+principal ||
+		q.Get("secret") != first.Secret || q.Get("issuer") != "Perparims" || q.Get("digits") != "6" || q.Get("period") != "30" || q.Get("algorithm") != "SHA1" {
+		t.Errorf("enrollment URL %s", first.URL)
+	}
+	if stored, _ := secrets.TOTPSecret(context.Background(), principal); stored != first.Secret {
+		t.Error("secret not stored")
+	}
+
+	// Re-enrolling replaces the secret: the old app stops working.
+	second, err := tt.Enroll(context.Background(), principal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Secret == first.Secret {
+		t.Fatal("re-enrolment kept the secret")
+	}
+	if codeAt(t, first.Secret, now) != codeAt(t, second.Secret, now) { // 1 in a million they agree
+		if err := tt.Verify(context.Background(), principal, codeAt(t, first.Secret, now), now); !errors.Is(err, ErrBadCode) {
+			t.Errorf("old secret's code: %v, want ErrBadCode", err)
+		}
+	}
+	if err := tt.Verify(context.Background(), principal, codeAt(t, second.Secret, now), now); err != nil {
+		t.Errorf("new secret's code: %v", err)
+	}
+
+	for p, want := range map[string]bool{principal: true, "nobody@perparims.example": false} {
+		if got, err := tt.Enrolled(context.Background(), p); got != want || err != nil {
+			t.Errorf("Enrolled(%s) = %v, %v; want %v", p, got, err, want)
+		}
+	}
+	if got := NewTOTP(secrets, TOTPConfig{}).issuer; got != "Elevate" {
+		t.Errorf("default issuer %q", got)
+	}
+	if _, err := tt.Enroll(context.Background(), ""); err == nil {
+		t.Error("enrolled an empty principal")
+	}
+}
+
+// failingSecrets fails every call, as a store that is down would.
+type failingSecrets struct{ secret string }
+
+var errStoreDown = errors.New("store down")
+
+func (f failingSecrets) PutTOTPSecret(context.Context, string, string) error { return errStoreDown }
+func (f failingSecrets) TOTPSecret(context.Context, string) (string, error) {
+	if f.secret != "" {
+		return f.secret, nil
+	}
+	return "", errStoreDown
+}
+func (f failingSecrets) MarkTOTPUsed(context.Context, string, uint64, time.Duration) (bool, error) {
+	return false, errStoreDown
+}
+
+func TestTOTPStoreErrors(t *testing.T) {
+	const secret = "JBSWY3DPEHPK3PXP"
+	now := time.Unix(1_760_000_015, 0)
+	tests := map[string]struct {
+		run  func(tt *TOTP) error
+		s    Secrets
+		want error
+	}{
+		"enroll, store down": {s: failingSecrets{}, want: errStoreDown, run: func(tt *TOTP) error {
+			_, err := tt.Enroll(context.Background(), "a")
+			return err
+		}},
+		"enrolled, store down": {s: failingSecrets{}, want: errStoreDown, run: func(tt *TOTP) error {
+			_, err := tt.Enrolled(context.Background(), "a")
+			return err
+		}},
+		"verify, cannot read secret": {s: failingSecrets{}, want: errStoreDown, run: func(tt *TOTP) error {
+			return tt.Verify(context.Background(), "a", "123456", now)
+		}},
+		"verify, cannot record use": {s: failingSecrets{secret: secret}, want: errStoreDown, run: func(tt *TOTP) error {
+			return tt.Verify(context.Background(), "a", codeAt(t, secret, now), now)
+		}},
+		"verify, corrupt secret": {s: failingSecrets{secret: "not base32 !"}, run: func(tt *TOTP) error {
+			return tt.Verify(context.Background(), "a", "123456", now)
+		}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := tc.run(NewTOTP(tc.s, TOTPConfig{}))
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+			if errors.Is(err, ErrBadCode) || errors.Is(err, ErrReplay) {
+				t.Errorf("a store failure reads as a user error: %v", err)
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "not base32") {
+				t.Errorf("error %q contains the secret", err)
+			}
+		})
+	}
+}

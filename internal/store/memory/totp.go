@@ -1,0 +1,51 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/elevatepdp/elevate/internal/identity"
+)
+
+var _ identity.Secrets = (*Store)(nil)
+
+// TOTP state lives beside the rest, under the same lock.
+type totpState struct {
+	secrets map[string]string
+	used    map[string]time.Time // principal and counter -> forgotten after
+}
+
+func (s *Store) PutTOTPSecret(_ context.Context, principal, secret string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.totp.secrets[principal] = secret
+	return nil
+}
+
+func (s *Store) TOTPSecret(_ context.Context, principal string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	secret, ok := s.totp.secrets[principal]
+	if !ok {
+		return "", fmt.Errorf("%s: %w", principal, identity.ErrNotEnrolled)
+	}
+	return secret, nil
+}
+
+func (s *Store) MarkTOTPUsed(_ context.Context, principal string, counter uint64, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for k, until := range s.totp.used {
+		if !now.Before(until) {
+			delete(s.totp.used, k)
+		}
+	}
+	key := fmt.Sprintf("%s\x00%d", principal, counter)
+	if _, ok := s.totp.used[key]; ok {
+		return false, nil
+	}
+	s.totp.used[key] = now.Add(ttl)
+	return true, nil
+}

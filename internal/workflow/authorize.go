@@ -1,0 +1,99 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/policy"
+)
+
+// Decision answers whether a subject may take an action at a scope.
+type Decision struct {
+	Allow      bool   `json:"allow"`
+	DecisionID string `json:"decision_id"`
+	Reason     string `json:"reason"`
+	// Elevation is what granted it.
+	Elevation any `json:"elevation,omitempty"`
+	// Error says why the decision failed closed, when it did.
+	Error string `json:"error,omitempty"`
+}
+
+// AuthorizeRequest asks whether subject may take action at scope.
+type AuthorizeRequest struct {
+	Subject string `json:"subject"`
+	Action  string `json:"action"`
+	Scope   string `json:"scope"`
+}
+
+// Authorize asks data.pim.authz.decision, with the subject's live elevations
+// read from the store. Anyone may ask about themselves; asking about someone
+// else takes a decision client or an admin. Any failure to decide is a
+// denial (the Error field says which), never an allowance.
+func (s *Service) Authorize(ctx context.Context, c Caller, r AuthorizeRequest) (Decision, error) {
+	started := time.Now()
+	now := s.now()
+	subject := c.Principal
+	if r.Subject != "" {
+		var err error
+		if subject, err = Principal(r.Subject); err != nil {
+			return Decision{}, err
+		}
+	}
+	if r.Action == "" {
+		return Decision{}, invalid("action is required, such as users.create")
+	}
+	if subject != c.Principal && c.Kind != identity.Client {
+		ok, err := s.admin(ctx, c, "decisions.read", "/", now)
+		if err != nil {
+			return Decision{}, err
+		}
+		if !ok {
+			return Decision{}, fmt.Errorf("%w: only decision clients and admins may ask about %s", ErrForbidden, subject)
+		}
+	}
+	sc := r.Scope
+	if sc == "" {
+		sc = "/"
+	}
+	d := Decision{DecisionID: newID("dec_")}
+	f, err := s.facts(ctx, subject, now)
+	if err == nil {
+		var res map[string]any
+		res, err = s.decide(ctx, policy.AuthzDecision, map[string]any{
+			"subject": subject, "action": r.Action, "scope": sc,
+			"now": now.UnixNano(), "elevations": f.elevationsInput(),
+		})
+		if err == nil {
+			d.Allow = res["allow"] == true
+			d.Reason, _ = res["reason"].(string)
+			d.Elevation = res["elevation"]
+		}
+	}
+	if err != nil {
+		d.Allow, d.Reason, d.Error = false, "no decision could be made: denied", failure(err)
+	}
+	s.log.WithFields(logrus.Fields{
+		"decision_id": d.DecisionID, "request_id": c.RequestID, "path": policy.AuthzDecision.String(),
+		"caller": c.Principal, "subject": subject, "action": r.Action, "scope": sc,
+		"allow": d.Allow, "reason": d.Reason, "error": d.Error, "duration": time.Since(started).Seconds(),
+	}).Info("decision")
+	return d, nil
+}
+
+// failure is a stable code for why a decision failed closed.
+func failure(err error) string {
+	switch {
+	case errors.Is(err, policy.ErrTimeout):
+		return "policy_timeout"
+	case errors.Is(err, policy.ErrUndefined):
+		return "policy_undefined"
+	case errors.Is(err, ErrUnavailable):
+		return "unavailable"
+	}
+	return "error"
+}

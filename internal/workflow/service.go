@@ -1,0 +1,227 @@
+// Package workflow runs Elevate's core loop: assignments make principals
+// eligible, principals activate roles with justification and MFA, approvers
+// decide, elevations end by themselves, and every step is audited. Each
+// step gathers the facts, asks the policy engine, changes the store
+// atomically, then records the audit event.
+package workflow
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/audit"
+	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/policy"
+	"github.com/elevatepdp/elevate/internal/store"
+)
+
+var (
+	// ErrForbidden: the caller may not do this (not a policy violation of
+	// the request itself, but of who asks).
+	ErrForbidden = errors.New("forbidden")
+	// ErrUnavailable: a policy or the store could not answer; nothing was
+	// changed and nothing was allowed.
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// DeniedError is a policy's no, with every violation it gave.
+type DeniedError struct {
+	What       string
+	Violations []string
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("%s denied: %s", e.What, strings.Join(e.Violations, "; "))
+}
+
+// InvalidError is a request whose values cannot be used.
+type InvalidError struct {
+	Errors []string
+}
+
+func (e *InvalidError) Error() string { return "invalid request: " + strings.Join(e.Errors, "; ") }
+
+func invalid(format string, args ...any) error {
+	return &InvalidError{Errors: []string{fmt.Sprintf(format, args...)}}
+}
+
+// Caller is who makes a call, and the id of the request it came in.
+type Caller struct {
+	identity.Identity
+	RequestID string
+}
+
+// Options configure a Service.
+type Options struct {
+	Engine *policy.Engine
+	Store  store.Store
+	Audit  *audit.Log
+	TOTP   *identity.TOTP
+	Logger logrus.FieldLogger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Service is the workflow. It holds no state of its own: replicas share
+// everything through the store.
+type Service struct {
+	engine *policy.Engine
+	store  store.Store
+	audit  *audit.Log
+	totp   *identity.TOTP
+	log    logrus.FieldLogger
+	now    func() time.Time
+}
+
+// New returns the workflow service.
+func New(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{engine: o.Engine, store: o.Store, audit: o.Audit, totp: o.TOTP, log: o.Logger, now: o.Now}
+}
+
+// Actor of what the service does by itself.
+const system = "elevate"
+
+// record writes an audit event. The state change it reports has happened;
+// a failure to keep the event is logged loudly by the audit log and does not
+// undo it.
+func (s *Service) record(ctx context.Context, e audit.Event) {
+	_ = s.audit.Record(ctx, e)
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// Role is a role of data.pim.roles, settings merged over their defaults.
+type Role struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name"`
+	Permissions []string     `json:"permissions"`
+	Settings    RoleSettings `json:"settings"`
+}
+
+// RoleSettings is the settings schema of policies/README.md.
+type RoleSettings struct {
+	MinDuration               string   `json:"min_duration"`
+	DefaultDuration           string   `json:"default_duration"`
+	MaxDuration               string   `json:"max_duration"`
+	RequireMFA                bool     `json:"require_mfa"`
+	MFAMaxAge                 string   `json:"mfa_max_age"`
+	RequireJustification      bool     `json:"require_justification"`
+	JustificationMinLength    int      `json:"justification_min_length"`
+	JustificationPattern      string   `json:"justification_pattern"`
+	RequireTicket             bool     `json:"require_ticket"`
+	TicketPattern             string   `json:"ticket_pattern"`
+	RequireApproval           bool     `json:"require_approval"`
+	Approvers                 []string `json:"approvers"`
+	ApprovalsRequired         int      `json:"approvals_required"`
+	AllowPermanentEligibility bool     `json:"allow_permanent_eligibility"`
+	MaxEligibility            string   `json:"max_eligibility"`
+	PendingTimeout            string   `json:"pending_timeout"`
+}
+
+var effectiveRoles = policy.MustQuery("data.pim.lib.effective_roles")
+
+// Roles returns the roles the policy defines, by id.
+func (s *Service) Roles(ctx context.Context) (map[string]Role, error) {
+	v, err := s.engine.Eval(ctx, effectiveRoles, nil)
+	if errors.Is(err, policy.ErrUndefined) {
+		return map[string]Role{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: read roles: %v", ErrUnavailable, err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read roles: %v", ErrUnavailable, err)
+	}
+	roles := map[string]Role{}
+	if err := json.Unmarshal(b, &roles); err != nil {
+		return nil, fmt.Errorf("%w: roles do not follow the settings schema: %v", ErrUnavailable, err)
+	}
+	for id, r := range roles {
+		r.ID = id
+		roles[id] = r
+	}
+	return roles, nil
+}
+
+func (s *Service) role(ctx context.Context, id string) (Role, error) {
+	roles, err := s.Roles(ctx)
+	if err != nil {
+		return Role{}, err
+	}
+	r, ok := roles[id]
+	if !ok {
+		return Role{}, fmt.Errorf("role %q: %w", id, store.ErrNotFound)
+	}
+	return r, nil
+}
+
+// decide evaluates a decision that must be an object. Any failure is
+// ErrUnavailable: the caller changes nothing and allows nothing.
+func (s *Service) decide(ctx context.Context, q policy.Query, input map[string]any) (map[string]any, error) {
+	v, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return nil, fmt.Errorf("%w: build input of %s: %v", ErrUnavailable, q, err)
+	}
+	res, err := s.engine.Eval(ctx, q, v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	d, ok := res.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is %T, not an object", ErrUnavailable, q, res)
+	}
+	return d, nil
+}
+
+// allowed evaluates a decision whose answer is true or anything else.
+func (s *Service) allowed(ctx context.Context, q policy.Query, input map[string]any) (bool, error) {
+	v, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return false, fmt.Errorf("%w: build input of %s: %v", ErrUnavailable, q, err)
+	}
+	res, err := s.engine.Eval(ctx, q, v)
+	if errors.Is(err, policy.ErrUndefined) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return res == true, nil
+}
+
+func violations(d map[string]any) []string {
+	raw, _ := d["violations"].([]any)
+	out := make([]string, 0, len(raw))
+	for _, v := range raw {
+		out = append(out, fmt.Sprint(v))
+	}
+	return out
+}
+
+// storeErr maps a store failure other than the ones callers branch on to
+// ErrUnavailable.
+func storeErr(err error) error {
+	for _, known := range []error{store.ErrNotFound, store.ErrConflict, store.ErrStale, store.ErrInvalid} {
+		if errors.Is(err, known) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
