@@ -89,7 +89,7 @@ func TestBriefStory(t *testing.T) {
 	emmaName := s.Principal(t, "emma")
 	for scope, want := range map[string]bool{
 		nyOffice:                           true,
-		nyOffice + "/users/alice":           true,
+		nyOffice + "/users/alice":          true,
 		"/":                                false,
 		"/administrativeUnits/boston":      false,
 		"/administrativeUnits/new-york-of": false,
