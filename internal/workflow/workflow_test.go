@@ -1,0 +1,290 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/audit"
+	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/policy"
+	"github.com/elevatepdp/elevate/internal/store"
+	"github.com/elevatepdp/elevate/internal/store/memory"
+)
+
+// These tests drive the service on the shipped policies with a clock they
+// move by hand, so time-outs of hours take no time.
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// roles of these tests: no MFA, so no TOTP codes are needed.
+const roles = `{"pim": {"roles": {
+  "ops": {"name": "Ops", "permissions": ["ops.*"], "settings": {
+    "min_duration": "5m", "default_duration": "1h", "max_duration": "2h", "require_mfa": false,
+    "require_justification": false, "require_approval": false, "allow_permanent_eligibility": true}},
+  "guarded": {"name": "Guarded", "permissions": ["guarded.*"], "settings": {
+    "min_duration": "5m", "default_duration": "1h", "max_duration": "2h", "require_mfa": false,
+    "require_justification": false, "require_approval": true, "approvals_required": 2,
+    "approvers": ["user:ann@x", "user:bob@x", "user:cat@x"], "pending_timeout": "4h",
+    "allow_permanent_eligibility": true}},
+  "privileged-role-administrator": {"name": "PRA", "permissions": [], "settings": {"allow_permanent_eligibility": true}}
+}}}`
+
+type env struct {
+	svc   *Service
+	store *memory.Store
+	clock *clock
+	audit *audit.MemorySink
+}
+
+var ctx = context.Background()
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "roles.json"), []byte(roles), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	engine, err := policy.New(ctx, policy.Options{Source: policy.Source{Paths: []string{"../../policies", dir}}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{now: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}
+	st := memory.New(c.Now)
+	sink := audit.NewMemorySink(1000)
+	e := &env{
+		svc: New(Options{Engine: engine, Store: st, Audit: audit.New(sink, log),
+			TOTP: identity.NewTOTP(st, identity.TOTPConfig{}), Logger: log, Now: c.Now}),
+		store: st, clock: c, audit: sink,
+	}
+	for _, a := range []store.Assignment{
+		{ID: "admin", Principal: "root@x", Role: "privileged-role-administrator", Scope: "/", Type: store.Active},
+		{ID: "a-ops", Principal: "sam@x", Role: "ops", Scope: "/", Type: store.Eligible},
+		{ID: "a-guarded", Principal: "sam@x", Role: "guarded", Scope: "/", Type: store.Eligible},
+	} {
+		if err := st.CreateAssignment(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func user(p string) Caller {
+	return Caller{Identity: identity.Identity{Principal: p, Kind: identity.User}}
+}
+
+func (e *env) events(t audit.Type) int {
+	got, _ := e.audit.Events(ctx, audit.Filter{Type: t})
+	return len(got)
+}
+
+func TestApprovalsRequiredAreDistinct(t *testing.T) {
+	e := newEnv(t)
+	act, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "guarded"})
+	if err != nil || act.Status != store.Pending || act.ApprovalsRequired != 2 {
+		t.Fatalf("activate: %+v, %v", act, err)
+	}
+	act, err = e.svc.Approve(ctx, user("ann@x"), act.ID, "first")
+	if err != nil || act.Status != store.Pending || len(act.Approvals) != 1 {
+		t.Fatalf("first approval: %+v, %v", act, err)
+	}
+	var denied *DeniedError
+	if _, err := e.svc.Approve(ctx, user("ann@x"), act.ID, "again"); !errors.As(err, &denied) {
+		t.Fatalf("the same approver twice: %v", err)
+	}
+	act, err = e.svc.Approve(ctx, user("bob@x"), act.ID, "second")
+	if err != nil || act.Status != store.Live {
+		t.Fatalf("second approval: %+v, %v", act, err)
+	}
+	if _, err := e.svc.Approve(ctx, user("cat@x"), act.ID, "late"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("approving an active elevation: %v", err)
+	}
+	if e.events(audit.Approved) != 2 || e.events(audit.Activated) != 1 {
+		t.Fatalf("%d approved, %d activated events", e.events(audit.Approved), e.events(audit.Activated))
+	}
+}
+
+func TestPendingRequestTimesOut(t *testing.T) {
+	e := newEnv(t)
+	act, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "guarded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(4*time.Hour - time.Second)
+	if err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.store.Activation(ctx, act.ID); got.Status != store.Pending {
+		t.Fatalf("timed out early: %s", got.Status)
+	}
+	e.clock.Add(time.Second)
+	if err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.store.Activation(ctx, act.ID); got.Status != store.TimedOut {
+		t.Fatalf("status %s after the pending timeout", got.Status)
+	}
+	if e.events(audit.TimedOut) != 1 {
+		t.Fatal("no timed_out event")
+	}
+	if _, err := e.svc.Approve(ctx, user("ann@x"), act.ID, "too late"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("approving a timed-out request: %v", err)
+	}
+}
+
+func TestScheduledActivation(t *testing.T) {
+	e := newEnv(t)
+	at := e.clock.Now().Add(time.Hour)
+	act, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops", Start: &at})
+	if err != nil || act.Status != store.Scheduled {
+		t.Fatalf("schedule: %+v, %v", act, err)
+	}
+	if live, _ := e.store.Elevations(ctx, "sam@x", e.clock.Now()); len(live) != 0 {
+		t.Fatal("live before its start")
+	}
+	e.clock.Add(time.Hour)
+	if err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.store.Activation(ctx, act.ID)
+	if got.Status != store.Live || !got.ActivatedAt.Equal(e.clock.Now()) || !got.ExpiresAt.Equal(e.clock.Now().Add(time.Hour)) {
+		t.Fatalf("at its start: %+v", got)
+	}
+
+	// Eligibility is checked again at the start: removed meanwhile, no start.
+	later := e.clock.Now().Add(3 * time.Hour)
+	if _, err := e.svc.Deactivate(ctx, user("sam@x"), act.ID, "done"); err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops", Start: &later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.svc.DeleteAssignment(ctx, user("root@x"), "a-ops"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(3 * time.Hour)
+	if err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.store.Activation(ctx, second.ID); got.Status != store.Revoked {
+		t.Fatalf("started without eligibility: %s", got.Status)
+	}
+}
+
+func TestExtend(t *testing.T) {
+	e := newEnv(t)
+	act, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops", Duration: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(30 * time.Minute)
+	ext, err := e.svc.Extend(ctx, user("sam@x"), act.ID, ExtendRequest{Duration: "1h"})
+	if err != nil || !ext.ExpiresAt.Equal(act.ExpiresAt.Add(time.Hour)) {
+		t.Fatalf("extend to the maximum: %+v, %v", ext, err)
+	}
+	var denied *DeniedError
+	if _, err := e.svc.Extend(ctx, user("sam@x"), act.ID, ExtendRequest{Duration: "1ns"}); !errors.As(err, &denied) {
+		t.Fatalf("extending past max_duration: %v", err)
+	}
+	if _, err := e.svc.Extend(ctx, user("root@x"), act.ID, ExtendRequest{Duration: "5m"}); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("extending someone else's: %v", err)
+	}
+	e.clock.Add(2 * time.Hour)
+	if _, err := e.svc.Extend(ctx, user("sam@x"), act.ID, ExtendRequest{Duration: "5m"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("extending an ended elevation: %v", err)
+	}
+}
+
+func TestAdminDeactivatesAndRevokes(t *testing.T) {
+	e := newEnv(t)
+	act, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Deactivate(ctx, user("ann@x"), act.ID, "no"); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("a stranger deactivating: %v", err)
+	}
+	if _, err := e.svc.Deactivate(ctx, user("root@x"), act.ID, "incident"); err != nil {
+		t.Fatalf("an admin deactivating: %v", err)
+	}
+	again, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, revoked, err := e.svc.DeleteAssignment(ctx, user("root@x"), "a-ops")
+	if err != nil || len(revoked) != 1 || revoked[0].ID != again.ID {
+		t.Fatalf("removing the eligibility: %v, %v", revoked, err)
+	}
+	d, err := e.svc.Authorize(ctx, user("sam@x"), AuthorizeRequest{Action: "ops.run"})
+	if err != nil || d.Allow {
+		t.Fatalf("allowed after the eligibility was removed: %+v, %v", d, err)
+	}
+	if e.events(audit.Revoked) != 1 || e.events(audit.AssignmentRemoved) != 1 {
+		t.Fatal("revocation not audited")
+	}
+}
+
+func TestAssignmentWindows(t *testing.T) {
+	e := newEnv(t)
+	now := e.clock.Now()
+	end := now.Add(9000 * time.Hour)
+	tests := map[string]struct {
+		r    AssignmentRequest
+		want error
+	}{
+		"permanent allowed": {AssignmentRequest{Principal: "Zed@X", Role: "ops"}, nil},
+		"past max":          {AssignmentRequest{Principal: "zed@x", Role: "ops", End: &end}, &InvalidError{}},
+		"end before start":  {AssignmentRequest{Principal: "zed@x", Role: "ops", Start: &end, End: &now}, &InvalidError{}},
+		"bad scope":         {AssignmentRequest{Principal: "zed@x", Role: "ops", Scope: "/a/"}, &InvalidError{}},
+		"unknown role":      {AssignmentRequest{Principal: "zed@x", Role: "nope"}, store.ErrNotFound},
+		"bad principal":     {AssignmentRequest{Principal: "z ed", Role: "ops"}, &InvalidError{}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			a, err := e.svc.CreateAssignment(ctx, user("root@x"), tc.r)
+			var invalid *InvalidError
+			switch want := tc.want.(type) {
+			case nil:
+				if err != nil || a.Principal != "zed@x" {
+					t.Fatalf("%+v, %v", a, err)
+				}
+			case *InvalidError:
+				if !errors.As(err, &invalid) {
+					t.Fatalf("error %v, want invalid", err)
+				}
+			default:
+				if !errors.Is(err, want) {
+					t.Fatalf("error %v, want %v", err, want)
+				}
+			}
+		})
+	}
+	if _, err := e.svc.CreateAssignment(ctx, user("sam@x"), AssignmentRequest{Principal: "zed@x", Role: "ops"}); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("a non-admin assigning: %v", err)
+	}
+}
