@@ -22,14 +22,20 @@ import (
 
 // memSecrets is the test double of Secrets: a map behind a mutex.
 type memSecrets struct {
-	mu      sync.Mutex
-	secrets map[string]string
-	used    map[string]time.Time // principal/counter → expiry
-	now     func() time.Time
+	mu       sync.Mutex
+	secrets  map[string]string
+	used     map[string]time.Time // principal/counter → expiry
+	failures map[string]failures
+	now      func() time.Time
+}
+
+type failures struct {
+	n     int
+	until time.Time
 }
 
 func newMemSecrets() *memSecrets {
-	return &memSecrets{secrets: map[string]string{}, used: map[string]time.Time{}, now: time.Now}
+	return &memSecrets{secrets: map[string]string{}, used: map[string]time.Time{}, failures: map[string]failures{}, now: time.Now}
 }
 
 func (m *memSecrets) PutTOTPSecret(_ context.Context, principal, secret string) error {
@@ -58,6 +64,28 @@ func (m *memSecrets) MarkTOTPUsed(_ context.Context, principal string, counter u
 	}
 	m.used[k] = m.now().Add(ttl)
 	return true, nil
+}
+
+func (m *memSecrets) TOTPFailures(_ context.Context, principal string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.failures[principal]
+	if !m.now().Before(f.until) {
+		return 0, nil
+	}
+	return f.n, nil
+}
+
+func (m *memSecrets) AddTOTPFailure(_ context.Context, principal string, window time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.failures[principal]
+	if !m.now().Before(f.until) {
+		f = failures{until: m.now().Add(window)}
+	}
+	f.n++
+	m.failures[principal] = f
+	return nil
 }
 
 var _ Secrets = (*memSecrets)(nil)

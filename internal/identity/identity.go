@@ -70,6 +70,9 @@ var (
 	ErrBadCode = errors.New("totp: wrong code")
 	// ErrReplay: the TOTP code was right but has already been used.
 	ErrReplay = errors.New("totp: code already used")
+	// ErrLocked: too many wrong codes; the principal's codes are refused
+	// for a while.
+	ErrLocked = errors.New("totp: too many wrong codes, try again later")
 )
 
 // unauthenticated builds an ErrUnauthenticated that says why. The reason is

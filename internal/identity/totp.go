@@ -26,6 +26,11 @@ type Secrets interface {
 	// the counter was already recorded; it must be atomic (e.g. Redis SET
 	// NX), so that of two concurrent uses only one is first.
 	MarkTOTPUsed(ctx context.Context, principal string, counter uint64, ttl time.Duration) (first bool, err error)
+	// TOTPFailures is how many wrong codes principal gave in the current
+	// window; AddTOTPFailure counts one more, the window starting at the
+	// first failure and lasting window.
+	TOTPFailures(ctx context.Context, principal string) (int, error)
+	AddTOTPFailure(ctx context.Context, principal string, window time.Duration) error
 }
 
 const (
@@ -39,13 +44,17 @@ const (
 	// could first be used; two minutes covers that with room for clock
 	// differences between replicas.
 	totpUsedTTL = 2 * time.Minute
+	// maxTOTPFailures wrong codes within totpLockout lock the principal's
+	// TOTP for the rest of that window.
+	maxTOTPFailures = 5
+	totpLockout     = 5 * time.Minute
 )
 
 // TOTP enrols principals in, and verifies, RFC 6238 codes (6 digits, SHA-1,
 // 30 s: what every authenticator app supports). It is safe for concurrent
-// use. It does not limit attempts: callers must rate-limit Verify per
-// principal, since a 6-digit code with three accepted steps falls to about
-// 333,000 guesses.
+// use. A 6-digit code with three accepted steps falls to about 333,000
+// guesses, so after maxTOTPFailures wrong codes in totpLockout a principal's
+// codes are refused (ErrLocked) until the window ends.
 type TOTP struct {
 	secrets Secrets
 	issuer  string
@@ -118,6 +127,13 @@ func (t *TOTP) Verify(ctx context.Context, principal, code string, now time.Time
 	if err != nil {
 		return fmt.Errorf("totp verify %q: read secret: %w", principal, err)
 	}
+	failures, err := t.secrets.TOTPFailures(ctx, principal)
+	if err != nil {
+		return fmt.Errorf("totp verify %q: read failures: %w", principal, err)
+	}
+	if failures >= maxTOTPFailures {
+		return fmt.Errorf("totp verify %q: %w", principal, ErrLocked)
+	}
 
 	unix := now.Unix()
 	if unix < 0 {
@@ -141,6 +157,9 @@ func (t *TOTP) Verify(ctx context.Context, principal, code string, now time.Time
 		}
 	}
 	if found == 0 {
+		if err := t.secrets.AddTOTPFailure(ctx, principal, totpLockout); err != nil {
+			return fmt.Errorf("totp verify %q: count failure: %w", principal, err)
+		}
 		return fmt.Errorf("totp verify %q: %w", principal, ErrBadCode)
 	}
 	first, err := t.secrets.MarkTOTPUsed(ctx, principal, matched, totpUsedTTL)

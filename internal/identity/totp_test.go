@@ -213,6 +213,43 @@ func (f failingSecrets) MarkTOTPUsed(context.Context, string, uint64, time.Durat
 	return false, errStoreDown
 }
 
+func (f failingSecrets) TOTPFailures(context.Context, string) (int, error) { return 0, errStoreDown }
+func (f failingSecrets) AddTOTPFailure(context.Context, string, time.Duration) error {
+	return errStoreDown
+}
+
+// Wrong codes lock the principal's TOTP for a while: guessing 333,000 codes
+// is not an option.
+func TestTOTPLockout(t *testing.T) {
+	secrets := newMemSecrets()
+	now := time.Unix(1_760_000_015, 0)
+	secrets.now = func() time.Time { return now }
+	tt := NewTOTP(secrets, TOTPConfig{})
+	en, err := tt.Enroll(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := "000000"
+	if codeAt(t, en.Secret, now) == wrong {
+		wrong = "111111"
+	}
+	for i := range maxTOTPFailures {
+		if err := tt.Verify(context.Background(), "a", wrong, now); !errors.Is(err, ErrBadCode) {
+			t.Fatalf("wrong code %d: %v", i, err)
+		}
+	}
+	if err := tt.Verify(context.Background(), "a", codeAt(t, en.Secret, now), now); !errors.Is(err, ErrLocked) {
+		t.Fatalf("right code while locked: %v", err)
+	}
+	if err := tt.Verify(context.Background(), "b", "123456", now); errors.Is(err, ErrLocked) {
+		t.Fatal("another principal is locked too")
+	}
+	now = now.Add(totpLockout)
+	if err := tt.Verify(context.Background(), "a", codeAt(t, en.Secret, now), now); err != nil {
+		t.Fatalf("right code after the lockout: %v", err)
+	}
+}
+
 func TestTOTPStoreErrors(t *testing.T) {
 	const secret = "JBSWY3DPEHPK3PXP"
 	now := time.Unix(1_760_000_015, 0)

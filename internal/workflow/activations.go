@@ -51,6 +51,8 @@ func (s *Service) mfa(ctx context.Context, c Caller, ev *MFAEvidence, now time.T
 				reason = "the TOTP code was already used"
 			case errors.Is(err, identity.ErrNotEnrolled):
 				reason = "no TOTP is enrolled for " + c.Principal
+			case errors.Is(err, identity.ErrLocked):
+				reason = "too many wrong TOTP codes: try again in a few minutes"
 			case !errors.Is(err, identity.ErrBadCode):
 				return nil, fmt.Errorf("%w: verify TOTP: %v", ErrUnavailable, err)
 			}

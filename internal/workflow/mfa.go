@@ -25,7 +25,7 @@ func (s *Service) EnrollTOTP(ctx context.Context, c Caller, currentCode string) 
 	if enrolled {
 		err := s.totp.Verify(ctx, c.Principal, currentCode, now)
 		switch {
-		case errors.Is(err, identity.ErrBadCode), errors.Is(err, identity.ErrReplay):
+		case errors.Is(err, identity.ErrBadCode), errors.Is(err, identity.ErrReplay), errors.Is(err, identity.ErrLocked):
 			event.Type, event.Reason = audit.MFAFailed, "re-enrolment without a valid current code"
 			s.record(ctx, event)
 			return identity.Enrollment{}, &DeniedError{What: "TOTP enrolment", Violations: []string{"already enrolled: give a valid current code (totp) to replace the secret"}}

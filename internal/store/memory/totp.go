@@ -12,8 +12,15 @@ var _ identity.Secrets = (*Store)(nil)
 
 // TOTP state lives beside the rest, under the same lock.
 type totpState struct {
-	secrets map[string]string
-	used    map[string]time.Time // principal and counter -> forgotten after
+	secrets  map[string]string
+	used     map[string]time.Time // principal and counter -> forgotten after
+	failures map[string]totpFailures
+}
+
+// totpFailures counts wrong codes in a window ending at until.
+type totpFailures struct {
+	n     int
+	until time.Time
 }
 
 func (s *Store) PutTOTPSecret(_ context.Context, principal, secret string) error {
@@ -48,4 +55,26 @@ func (s *Store) MarkTOTPUsed(_ context.Context, principal string, counter uint64
 	}
 	s.totp.used[key] = now.Add(ttl)
 	return true, nil
+}
+
+func (s *Store) TOTPFailures(_ context.Context, principal string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.totp.failures[principal]
+	if !s.now().Before(f.until) {
+		return 0, nil
+	}
+	return f.n, nil
+}
+
+func (s *Store) AddTOTPFailure(_ context.Context, principal string, window time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.totp.failures[principal]
+	if !s.now().Before(f.until) {
+		f = totpFailures{until: s.now().Add(window)}
+	}
+	f.n++
+	s.totp.failures[principal] = f
+	return nil
 }

@@ -52,4 +52,22 @@ func RunSecrets(t *testing.T, s identity.Secrets) {
 			t.Errorf("%s: first=%v, %v", name, first, err)
 		}
 	}
+
+	if n, err := s.TOTPFailures(ctx, "sophia@x"); err != nil || n != 0 {
+		t.Fatalf("failures before any: %d, %v", n, err)
+	}
+	for range 3 {
+		must(t, s.AddTOTPFailure(ctx, "sophia@x", 300*time.Millisecond))
+	}
+	if n, err := s.TOTPFailures(ctx, "sophia@x"); err != nil || n != 3 {
+		t.Fatalf("failures: %d, %v; want 3", n, err)
+	}
+	if n, _ := s.TOTPFailures(ctx, "alex@x"); n != 0 {
+		t.Fatalf("alex has %d failures", n)
+	}
+	// The window starts at the first failure and then forgets them all.
+	time.Sleep(400 * time.Millisecond)
+	if n, err := s.TOTPFailures(ctx, "sophia@x"); err != nil || n != 0 {
+		t.Fatalf("failures after the window: %d, %v", n, err)
+	}
 }
