@@ -20,7 +20,7 @@ opa: ## Build upstream opa, the version Elevate embeds, into bin/opa
 	$(GO) build -o $(OPA) github.com/open-policy-agent/opa
 
 run: build ## Serve on 127.0.0.1:8181: built-in policies, demo tenant, in-memory store
-	$(ELEVATE) serve
+	$(ELEVATE) serve --demo --demo-credentials bin/demo-credentials.json
 
 test: vet fmt-check go-test policy-test ## Everything CI runs: vet, format, Go tests with -race, Rego tests
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/elevatepdp/elevate/test/harness"
 )
 
 type result struct {
@@ -233,20 +234,10 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // serve with no path serves the built-in policies, and stops cleanly when
 // its context ends (as on SIGTERM).
 func TestServeBuiltInAndStop(t *testing.T) {
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() { done <- run(ctx, "serve", "--addr", addr, "--log-level", "warn") }()

@@ -47,6 +47,9 @@ func (s *Service) Authorize(ctx context.Context, c Caller, r AuthorizeRequest) (
 	if r.Action == "" {
 		return Decision{}, invalid("action is required, such as users.create")
 	}
+	if r.Subject == "" && c.Kind == identity.Client {
+		return Decision{}, invalid("subject is required: a decision client asks about someone")
+	}
 	if subject != c.Principal && c.Kind != identity.Client {
 		ok, err := s.admin(ctx, c, "decisions.read", "/", now)
 		if err != nil {
