@@ -17,6 +17,7 @@ import (
 	"github.com/elevatepdp/elevate/internal/api"
 	"github.com/elevatepdp/elevate/internal/audit"
 	"github.com/elevatepdp/elevate/internal/config"
+	"github.com/elevatepdp/elevate/internal/decision"
 	"github.com/elevatepdp/elevate/internal/demo"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/logging"
@@ -102,13 +103,22 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	wf := workflow.New(workflow.Options{
 		Engine: engine, Store: st, Audit: audit.New(sink, log), TOTP: totp, Logger: log,
 	})
+	eval := decision.NewEvaluator(engine, wf, log)
+	var clientsOnly decision.Authenticator
+	if cfg.Decisions.RequireToken {
+		clientsOnly = auth
+	}
 	srv := server.New(server.Options{
 		Addr:            cfg.Server.Addr,
+		GRPCAddr:        cfg.Server.GRPCAddr,
 		ShutdownTimeout: time.Duration(cfg.Server.ShutdownTimeout),
 		Engine:          engine,
 		Logger:          log,
-		APIs:            []server.Registrar{api.New(wf, auth, log, cfg.Server.MaxBodyBytes)},
-		Checks:          map[string]func(context.Context) error{"store": st.Ping},
+		APIs: []server.Registrar{
+			api.New(wf, auth, log, cfg.Server.MaxBodyBytes),
+			decision.NewDataAPI(eval, clientsOnly, cfg.Decisions.SubjectField, cfg.Server.MaxBodyBytes),
+		},
+		Checks: map[string]func(context.Context) error{"store": st.Ping},
 	})
 	if _, err := srv.Listen(); err != nil {
 		return err

@@ -20,24 +20,28 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/policy"
 )
 
 // Config is everything `elevate serve` reads.
 type Config struct {
 	// File is the YAML file the rest was read from (--config, ELEVATE_CONFIG).
-	File     string          `json:"-"`
-	Server   ServerConfig    `json:"server"`
-	Policy   PolicyConfig    `json:"policy"`
-	Store    StoreConfig     `json:"store"`
-	Identity identity.Config `json:"identity"`
-	Demo     DemoConfig      `json:"demo"`
-	Log      LogConfig       `json:"log"`
+	File      string          `json:"-"`
+	Server    ServerConfig    `json:"server"`
+	Policy    PolicyConfig    `json:"policy"`
+	Store     StoreConfig     `json:"store"`
+	Identity  identity.Config `json:"identity"`
+	Decisions DecisionsConfig `json:"decisions"`
+	Demo      DemoConfig      `json:"demo"`
+	Log       LogConfig       `json:"log"`
 }
 
 // ServerConfig is the HTTP listener.
 type ServerConfig struct {
 	// Addr is the host:port the HTTP API listens on.
 	Addr string `json:"addr"`
+	// GRPCAddr is the host:port Envoy's ext_authz gRPC service listens on.
+	GRPCAddr string `json:"grpc_addr"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGTERM.
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
@@ -65,6 +69,27 @@ type StoreConfig struct {
 	RedisURL string `json:"redis_url"`
 }
 
+// DecisionsConfig is how gateways ask for decisions.
+type DecisionsConfig struct {
+	// RequireToken makes the Data API and the ext_authz endpoints take a
+	// decision client's bearer token (identity.static_tokens, kind client).
+	RequireToken bool `json:"require_token"`
+	// SubjectField is the Data API input field naming the subject whose
+	// elevations are added to the input.
+	SubjectField string `json:"subject_field"`
+	// SubjectHeader, when set, is a header a trusted gateway sets to the
+	// subject it authenticated (forward-auth, ext_authz). Only set it when
+	// nothing else can reach Elevate's decision endpoints.
+	SubjectHeader string `json:"subject_header"`
+	// ForwardAuthQuery is the policy forward-auth asks.
+	ForwardAuthQuery string `json:"forward_auth_query"`
+	// EnvoyQuery is the policy Envoy's ext_authz asks (gRPC and HTTP).
+	EnvoyQuery string `json:"envoy_query"`
+	// EnvoyDryRun allows every ext_authz request and only logs the real
+	// decision, to try a policy before enforcing it.
+	EnvoyDryRun bool `json:"envoy_dry_run"`
+}
+
 // DemoConfig is the demo tenant of the product brief.
 type DemoConfig struct {
 	// Enabled loads the demo tenant's assignments and gives each demo
@@ -86,7 +111,10 @@ type LogConfig struct {
 // Default is the configuration with nothing set.
 func Default() Config {
 	return Config{
-		Server: ServerConfig{Addr: "127.0.0.1:8181", ShutdownTimeout: Duration(10 * time.Second), MaxBodyBytes: 1 << 20},
+		Server: ServerConfig{Addr: "127.0.0.1:8181", GRPCAddr: "127.0.0.1:9191", ShutdownTimeout: Duration(10 * time.Second), MaxBodyBytes: 1 << 20},
+		Decisions: DecisionsConfig{
+			SubjectField: "subject", ForwardAuthQuery: "data.pim.gateway.decision", EnvoyQuery: "data.envoy.authz.allow",
+		},
 		Policy: PolicyConfig{EvalTimeout: Duration(100 * time.Millisecond), Watch: true},
 		Log:    LogConfig{Level: "info", Format: "json"},
 	}
@@ -127,6 +155,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 func Flags(fs *pflag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.File, "config", "", "YAML configuration file (flags and ELEVATE_* variables override it)")
 	fs.StringVar(&cfg.Server.Addr, "addr", cfg.Server.Addr, "HTTP listen address (host:port)")
+	fs.StringVar(&cfg.Server.GRPCAddr, "grpc-addr", cfg.Server.GRPCAddr, "gRPC listen address of Envoy ext_authz (host:port)")
+	fs.BoolVar(&cfg.Decisions.EnvoyDryRun, "envoy-dry-run", cfg.Decisions.EnvoyDryRun, "allow every ext_authz request, logging the real decision")
 	fs.DurationVar((*time.Duration)(&cfg.Server.ShutdownTimeout), "shutdown-timeout", time.Duration(cfg.Server.ShutdownTimeout), "how long in-flight requests may take to finish on shutdown")
 	fs.DurationVar((*time.Duration)(&cfg.Policy.EvalTimeout), "eval-timeout", time.Duration(cfg.Policy.EvalTimeout), "deadline of one policy evaluation (exceeding it denies)")
 	fs.BoolVar(&cfg.Policy.Watch, "watch", cfg.Policy.Watch, "reload policies when files under the given paths change")
@@ -259,6 +289,17 @@ func unknownKey(doc any, t reflect.Type, prefix string) string {
 func (c *Config) Validate() error {
 	if _, port, err := net.SplitHostPort(c.Server.Addr); err != nil || port == "" {
 		return &Error{Field: "server.addr", Err: fmt.Errorf("%q is not host:port", c.Server.Addr)}
+	}
+	if _, port, err := net.SplitHostPort(c.Server.GRPCAddr); err != nil || port == "" {
+		return &Error{Field: "server.grpc_addr", Err: fmt.Errorf("%q is not host:port", c.Server.GRPCAddr)}
+	}
+	for field, q := range map[string]string{"decisions.forward_auth_query": c.Decisions.ForwardAuthQuery, "decisions.envoy_query": c.Decisions.EnvoyQuery} {
+		if _, err := policy.ParseQuery(q); err != nil {
+			return &Error{Field: field, Err: err}
+		}
+	}
+	if c.Decisions.SubjectField == "" {
+		return &Error{Field: "decisions.subject_field", Err: errors.New("required")}
 	}
 	if c.Server.MaxBodyBytes < 1 {
 		return &Error{Field: "server.max_body_bytes", Err: errors.New("must be positive")}

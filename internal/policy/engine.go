@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +59,36 @@ func ParseQuery(s string) (Query, error) {
 	if !ref.HasPrefix(ast.DefaultRootRef) || !ref.IsGround() {
 		return Query{}, fmt.Errorf("query %q: must be a ground reference into data", s)
 	}
-	return Query{ref: ref, key: ref.String()}, nil
+	return Query{ref: ref, key: refKey(ref)}, nil
+}
+
+// refKey names a ground ref unambiguously: Ref.String does not escape quotes
+// inside string keys, so two different paths could otherwise share a
+// prepared query.
+func refKey(ref ast.Ref) string {
+	var b strings.Builder
+	b.WriteString("data")
+	for _, t := range ref[1:] {
+		if s, ok := t.Value.(ast.String); ok {
+			b.WriteString("[" + strconv.Quote(string(s)) + "]")
+		} else {
+			b.WriteString("[" + t.Value.String() + "]")
+		}
+	}
+	return b.String()
+}
+
+// PathQuery is the document at a slash path under data, as OPA's Data API
+// names it: "pim/authz/allow" is data.pim.authz.allow, "" is data itself.
+// Each segment is a string key, so a path cannot inject Rego.
+func PathQuery(path string) Query {
+	ref := ast.Ref{ast.DefaultRootDocument}
+	for _, seg := range strings.Split(strings.Trim(path, "/"), "/") {
+		if seg != "" {
+			ref = append(ref, ast.StringTerm(seg))
+		}
+	}
+	return Query{ref: ref, key: refKey(ref)}
 }
 
 // MustQuery is ParseQuery for queries fixed at compile time.
@@ -69,7 +100,7 @@ func MustQuery(s string) Query {
 	return q
 }
 
-func (q Query) String() string { return q.key }
+func (q Query) String() string { return q.ref.String() }
 
 // Options configure an Engine.
 type Options struct {

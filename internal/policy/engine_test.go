@@ -127,6 +127,27 @@ func toString(v any) string {
 	return ""
 }
 
+func TestPathQuery(t *testing.T) {
+	for path, want := range map[string]string{
+		"t/answer":   "data.t.answer",
+		"/t/answer/": "data.t.answer",
+		"":           "data",
+		"a b/c.d":    `data["a b"]["c.d"]`,
+	} {
+		if got := PathQuery(path).String(); got != want {
+			t.Errorf("PathQuery(%q) = %s, want %s", path, got, want)
+		}
+	}
+	// Segments that print alike are still different queries.
+	if a, b := PathQuery(`1x/q r`), PathQuery(`1x"]["q r`); a.key == b.key {
+		t.Fatalf("%s and %s share the key %s", a.ref, b.ref, a.key)
+	}
+	e := newEngine(t, Source{Paths: []string{policyDir(t, answerPolicy("7"))}})
+	if got, err := eval(t, e, PathQuery("t/answer"), nil); err != nil || !equalJSON(got, "7") {
+		t.Fatalf("eval by path: %v, %v", got, err)
+	}
+}
+
 func TestParseQueryRejectsNonDataRefs(t *testing.T) {
 	for _, s := range []string{"input.x", "data.x[y]", "data.x; true", "1 + 1", ""} {
 		if _, err := ParseQuery(s); err == nil {

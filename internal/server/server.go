@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
 
 	"github.com/elevatepdp/elevate/internal/policy"
 )
@@ -22,9 +23,17 @@ type Registrar interface {
 	Register(r gin.IRouter)
 }
 
+// GRPCRegistrar adds gRPC services: the Envoy ext_authz server does.
+type GRPCRegistrar interface {
+	Register(g *grpc.Server)
+}
+
 // Options configure a Server.
 type Options struct {
-	Addr            string
+	Addr string
+	// GRPCAddr is where gRPC services listen; unused without GRPC services.
+	GRPCAddr        string
+	GRPC            []GRPCRegistrar
 	ShutdownTimeout time.Duration
 	Engine          *policy.Engine
 	Logger          *logrus.Logger
@@ -35,14 +44,17 @@ type Options struct {
 	Checks map[string]func(context.Context) error
 }
 
-// Server is the HTTP API of one Elevate replica.
+// Server is one Elevate replica's listeners: HTTP, and gRPC when a gRPC
+// service is registered.
 type Server struct {
-	opts     Options
-	log      *logrus.Logger
-	handler  *gin.Engine
-	http     *http.Server
-	listener net.Listener
-	stopping atomic.Bool
+	opts         Options
+	log          *logrus.Logger
+	handler      *gin.Engine
+	http         *http.Server
+	listener     net.Listener
+	grpc         *grpc.Server
+	grpcListener net.Listener
+	stopping     atomic.Bool
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -70,21 +82,43 @@ func New(opts Options) *Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	if len(opts.GRPC) > 0 {
+		s.grpc = grpc.NewServer()
+		for _, svc := range opts.GRPC {
+			svc.Register(s.grpc)
+		}
+	}
 	return s
 }
 
 // Handler is the HTTP handler, for tests and for embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Listen binds the HTTP address; a bad or busy address fails here, before
-// anything is served.
+// Listen binds the HTTP address, and the gRPC one when there are gRPC
+// services; a bad or busy address fails here, before anything is served.
 func (s *Server) Listen() (net.Addr, error) {
 	ln, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", s.opts.Addr, err)
 	}
+	if s.grpc != nil {
+		g, err := net.Listen("tcp", s.opts.GRPCAddr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen on %s (gRPC): %w", s.opts.GRPCAddr, err)
+		}
+		s.grpcListener = g
+	}
 	s.listener = ln
 	return ln.Addr(), nil
+}
+
+// GRPCAddr is the bound gRPC address, nil without gRPC services.
+func (s *Server) GRPCAddr() net.Addr {
+	if s.grpcListener == nil {
+		return nil
+	}
+	return s.grpcListener.Addr()
 }
 
 // Serve serves on the bound listener until ctx ends, then shuts down in
@@ -97,16 +131,27 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.log.WithField("addr", s.listener.Addr().String()).Info("serving HTTP")
 	served := make(chan error, 1)
 	go func() { served <- s.http.Serve(s.listener) }()
+	grpcServed := make(chan error, 1)
+	if s.grpc != nil {
+		s.log.WithField("addr", s.grpcListener.Addr().String()).Info("serving gRPC")
+		go func() { grpcServed <- s.grpc.Serve(s.grpcListener) }()
+	}
 
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve HTTP: %w", err)
+	case err := <-grpcServed:
+		s.http.Close()
+		return fmt.Errorf("serve gRPC: %w", err)
 	case <-ctx.Done():
 	}
 	s.stopping.Store(true)
 	s.log.WithField("timeout", s.opts.ShutdownTimeout.String()).Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 	defer cancel()
+	if s.grpc != nil {
+		s.stopGRPC(sctx)
+	}
 	if err := s.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shut down HTTP: %w", err)
 	}
@@ -115,6 +160,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// stopGRPC lets in-flight calls finish, and cuts them when ctx ends first.
+func (s *Server) stopGRPC(ctx context.Context) {
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop()
+	}
 }
 
 func (s *Server) health(c *gin.Context) {

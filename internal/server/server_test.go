@@ -13,6 +13,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/elevatepdp/elevate/internal/policy"
 )
@@ -138,5 +142,40 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Fatalf("serve: %v", err)
+	}
+}
+
+type healthService struct{}
+
+func (healthService) Register(g *grpc.Server) { healthpb.RegisterHealthServer(g, health.NewServer()) }
+
+// gRPC services share the server's lifecycle: they serve beside HTTP and
+// stop with it.
+func TestGRPCListener(t *testing.T) {
+	s := newServer(t)
+	s = New(Options{Addr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", GRPC: []GRPCRegistrar{healthService{}},
+		ShutdownTimeout: 5 * time.Second, Engine: s.opts.Engine, Logger: s.log})
+	if _, err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+
+	conn, err := grpc.NewClient(s.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v, %v", resp, err)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err == nil {
+		t.Fatal("gRPC still answers after shutdown")
 	}
 }

@@ -49,6 +49,19 @@ func (s *Service) facts(ctx context.Context, principal string, now time.Time) (F
 	return f, nil
 }
 
+// Elevations returns what grants principal a role at now: its live
+// activations and its active assignments. Decision endpoints read it for
+// every request.
+func (s *Service) Elevations(ctx context.Context, principal string, now time.Time) ([]Elevation, error) {
+	f, err := s.facts(ctx, principal, now)
+	return f.Elevations, err
+}
+
+// ElevationsInput is elevations as policies see them (input.elevations).
+func ElevationsInput(es []Elevation) []any {
+	return Facts{Elevations: es}.elevationsInput()
+}
+
 func windowHolds(a store.Assignment, t time.Time) bool {
 	return (a.Start == nil || !t.Before(*a.Start)) && (a.End == nil || t.Before(*a.End))
 }

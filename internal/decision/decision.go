@@ -1,0 +1,150 @@
+// Package decision answers gateways: OPA's Data API, forward-auth for
+// nginx, Traefik and Caddy, and Envoy's external authorization in its HTTP
+// mode (the gRPC mode is in decision/envoy). Each protocol turns a request
+// into policy input; the Evaluator adds the subject's live elevations and
+// the time, evaluates, and logs the decision. Any failure to decide denies.
+package decision
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/policy"
+	"github.com/elevatepdp/elevate/internal/workflow"
+)
+
+// Elevations reads what a subject holds now; the workflow implements it.
+type Elevations interface {
+	Elevations(ctx context.Context, subject string, now time.Time) ([]workflow.Elevation, error)
+}
+
+// Evaluator evaluates gateway decisions.
+type Evaluator struct {
+	engine     *policy.Engine
+	elevations Elevations
+	log        logrus.FieldLogger
+	now        func() time.Time
+}
+
+// NewEvaluator returns an Evaluator.
+func NewEvaluator(engine *policy.Engine, elevations Elevations, log logrus.FieldLogger) *Evaluator {
+	return &Evaluator{engine: engine, elevations: elevations, log: log, now: time.Now}
+}
+
+// Reasons a decision failed closed; stable, for clients and metrics.
+const (
+	ReasonPolicyError      = "policy_error"
+	ReasonPolicyTimeout    = "policy_timeout"
+	ReasonStoreUnavailable = "store_unavailable"
+	ReasonBadInput         = "bad_input"
+)
+
+// Result is one decision.
+type Result struct {
+	ID string
+	// Value is the policy's answer; meaningful when Defined.
+	Value   any
+	Defined bool
+	// Failed is the reason the decision could not be made, "" when it was.
+	// A failed decision is a denial.
+	Failed string
+	Err    error
+}
+
+// Request is what a protocol asks.
+type Request struct {
+	Query policy.Query
+	// Input is the policy input; an object gets "elevations" and "now"
+	// (replacing any the caller sent: elevations come from the store
+	// only). Nil means no input.
+	Input any
+	// Subject is whose elevations are read; "" for none.
+	Subject string
+	// Log are fields for the decision log (method, path, headers...).
+	Log logrus.Fields
+}
+
+// Evaluate makes a decision. It never returns an error: a failure is a
+// Result with Failed set, which every caller answers as a denial.
+func (e *Evaluator) Evaluate(ctx context.Context, r Request) Result {
+	started := time.Now()
+	res := Result{ID: newID()}
+	res.Value, res.Defined, res.Failed, res.Err = e.evaluate(ctx, r)
+	fields := logrus.Fields{
+		"decision_id": res.ID, "query": r.Query.String(), "subject": r.Subject,
+		"defined": res.Defined, "duration": time.Since(started).Seconds(),
+	}
+	for k, v := range r.Log {
+		fields[k] = v
+	}
+	if res.Defined {
+		fields["result"] = res.Value
+	}
+	if res.Failed != "" {
+		fields["failed"], fields["error"] = res.Failed, res.Err.Error()
+		e.log.WithFields(fields).Warn("decision failed closed")
+	} else {
+		e.log.WithFields(fields).Info("decision")
+	}
+	return res
+}
+
+func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string, error) {
+	now := e.now()
+	input := r.Input
+	if obj, ok := input.(map[string]any); ok {
+		var elevations []workflow.Elevation
+		if r.Subject != "" {
+			var err error
+			if elevations, err = e.elevations.Elevations(ctx, r.Subject, now); err != nil {
+				return nil, false, ReasonStoreUnavailable, err
+			}
+		}
+		obj["elevations"] = workflow.ElevationsInput(elevations)
+		obj["now"] = now.UnixNano()
+	}
+	var value ast.Value
+	if input != nil {
+		var err error
+		if value, err = ast.InterfaceToValue(input); err != nil {
+			return nil, false, ReasonBadInput, err
+		}
+	}
+	v, err := e.engine.Eval(ctx, r.Query, value)
+	switch {
+	case errors.Is(err, policy.ErrUndefined):
+		return nil, false, "", nil
+	case errors.Is(err, policy.ErrTimeout):
+		return nil, false, ReasonPolicyTimeout, err
+	case err != nil:
+		return nil, false, ReasonPolicyError, err
+	}
+	return v, true, "", nil
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// decodeJSON reads JSON keeping numbers exact (json.Number), as OPA does.
+func decodeJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value")
+	}
+	return nil
+}
