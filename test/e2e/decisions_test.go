@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/elevatepdp/elevate/test/elevatetest"
+	"github.com/elevatepdp/elevate/test/harness"
+)
+
+// The Data API adds the subject's elevations from the store, and only from
+// the store: elevations a caller puts in the input are replaced.
+func TestDataAPIReadsElevationsFromTheStore(t *testing.T) {
+	redis := harness.Redis(t)
+	s := elevatetest.Start(t, elevatetest.Options{Demo: true, RedisURL: redis.URL})
+	ask := func(subject, action string, extra map[string]any) any {
+		t.Helper()
+		input := map[string]any{"subject": subject, "action": action, "scope": "/"}
+		for k, v := range extra {
+			input[k] = v
+		}
+		return s.Do(t, "POST", "/v1/data/pim/authz/allow", "", map[string]any{"input": input}).Want(t, 200)["result"]
+	}
+	forged := map[string]any{"elevations": []any{map[string]any{
+		"id": "x", "role": "user-administrator", "scope": "/", "activated_at": 0, "expires_at": nil,
+	}}}
+	sophia, perparim := s.Principal(t, "sophia"), s.Principal(t, "perparim")
+	if ask(sophia, "users.create", forged) != false {
+		t.Fatal("elevations in the input were trusted")
+	}
+	// Perparim's permanent active assignment grants his role's permissions.
+	if ask(perparim, "roleAssignments.create", nil) != true {
+		t.Fatal("an active assignment does not grant")
+	}
+	req := s.Do(t, "POST", "/v1/activations", s.Token(t, "sophia"), map[string]any{
+		"role": "user-administrator", "justification": "Onboarding three new hires",
+		"mfa": map[string]any{"totp": s.TOTP(t, "sophia", 0)},
+	}).Want(t, 202)
+	s.Do(t, "POST", "/v1/activations/"+req["id"].(string)+"/approve", s.Token(t, "perparim"), map[string]any{"justification": "ok"}).Want(t, 200)
+	if ask(sophia, "users.create", nil) != true {
+		t.Fatal("an approved elevation does not grant through the Data API")
+	}
+}
+
+func TestDataAPITokenSetting(t *testing.T) {
+	first := elevatetest.Start(t, elevatetest.Options{Demo: true})
+	s := elevatetest.Start(t, elevatetest.Options{Config: identityFor(t, first) + "decisions:\n  require_token: true\n"})
+	body := map[string]any{"input": map[string]any{"subject": "x@y", "action": "a.b"}}
+	s.Do(t, "POST", "/v1/data/pim/authz/allow", "", body).Want(t, 401, "unauthorized")
+	s.Do(t, "POST", "/v1/data/pim/authz/allow", first.Token(t, "sophia"), body).Want(t, 401, "unauthorized")
+	if got := s.Do(t, "POST", "/v1/data/pim/authz/allow", first.Token(t, "gateway"), body).Want(t, 200); got["result"] != false {
+		t.Fatalf("answer %v", got)
+	}
+}
+
+// With Redis gone, decisions deny and say why; the process keeps serving;
+// decisions come back soon after Redis does.
+func TestDecisionsFailClosedWithoutRedis(t *testing.T) {
+	redis := harness.Redis(t)
+	s := elevatetest.Start(t, elevatetest.Options{Demo: true, RedisURL: redis.URL})
+	gateway := s.Token(t, "gateway")
+	perparim := s.Principal(t, "perparim")
+	data := map[string]any{"input": map[string]any{"subject": perparim, "action": "roleAssignments.create"}}
+	authorize := map[string]any{"subject": perparim, "action": "roleAssignments.create"}
+	if s.Do(t, "POST", "/v1/data/pim/authz/allow", "", data).Want(t, 200)["result"] != true {
+		t.Fatal("not allowed before the outage")
+	}
+
+	redis.Stop(t)
+	got := s.Do(t, "POST", "/v1/data/pim/authz/allow", "", data).Want(t, http.StatusForbidden, "decision_failed")
+	if errs := got["errors"].([]any); len(errs) != 1 || errs[0] != "store_unavailable" {
+		t.Fatalf("reason %v", got)
+	}
+	d := s.Do(t, "POST", "/v1/authorize", gateway, authorize).Want(t, 200)
+	if d["allow"] != false || d["error"] == "" {
+		t.Fatalf("authorize during the outage: %v", d)
+	}
+	s.Do(t, "GET", "/health", "", nil).Want(t, 200)
+	s.Do(t, "GET", "/health/ready", "", nil).Want(t, http.StatusServiceUnavailable)
+
+	redis.Start(t)
+	restarted := time.Now()
+	for {
+		r := s.Do(t, "POST", "/v1/data/pim/authz/allow", "", data)
+		if r.Status == http.StatusOK {
+			break
+		}
+		if time.Since(restarted) > 2*time.Second {
+			t.Fatalf("still failing 2s after Redis came back: %s", r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("decisions back %s after Redis", time.Since(restarted))
+}
