@@ -70,6 +70,13 @@ an action. Its rules are Rego policies evaluated by an embedded OPA.`,
 		newCheckCmd(),
 		newBundleCmd(),
 		newVersionCmd(),
+		newRolesCmd(), newMyRolesCmd(),
+		newAssignCmd(), newAssignmentsCmd(), newUnassignCmd(),
+		newActivateCmd(), newRequestsCmd(), newApproveCmd(), newDenyCmd(), newCancelCmd(), newDeactivateCmd(), newExtendCmd(),
+		newAuthorizeCmd(),
+		newAuditCmd(),
+		newTOTPCmd(),
+		newDemoCmd(),
 	)
 	return root
 }
