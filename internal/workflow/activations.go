@@ -115,9 +115,10 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 	if err != nil {
 		return store.Activation{}, err
 	}
+	id := newID("act_")
 	event := audit.Event{
 		Actor: c.Principal, Principal: c.Principal, Role: role.ID, Scope: sc,
-		RequestID: c.RequestID, Justification: r.Justification,
+		ActivationID: id, RequestID: c.RequestID, Justification: r.Justification,
 	}
 	requested := event
 	requested.Type = audit.ActivationRequested
@@ -156,7 +157,7 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 	assignmentID, _ := d["assignment"].(string)
 	granted, _ := d["duration"].(string)
 	act := store.Activation{
-		ID: newID("act_"), Principal: c.Principal, Role: role.ID, Scope: sc, AssignmentID: assignmentID,
+		ID: id, Principal: c.Principal, Role: role.ID, Scope: sc, AssignmentID: assignmentID,
 		Duration: granted, Justification: r.Justification, Ticket: r.Ticket,
 		Approvals: []store.Approval{}, RequestedAt: now,
 	}
