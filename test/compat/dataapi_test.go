@@ -144,7 +144,7 @@ func TestDataAPIMatchesOPA(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opa := harness.Build(t, "github.com/open-policy-agent/opa", "opa")
+	opa := opaBinary(t)
 	addr := harness.FreeAddr(t)
 	cmd := exec.Command(opa, "run", "--server", "--addr", addr, dir)
 	var logs bytes.Buffer

@@ -48,7 +48,7 @@ func elevate(args ...string) (int, string) {
 
 func TestUpstreamOPA(t *testing.T) {
 	root := harness.RepoRoot(t)
-	opa := harness.Build(t, "github.com/open-policy-agent/opa", "opa")
+	opa := opaBinary(t)
 	policies := filepath.Join(root, "policies")
 	extensions := filepath.Join(root, "test", "testdata", "extensions")
 	demo := filepath.Join(root, "bundles", "demo")
