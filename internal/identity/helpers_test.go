@@ -66,17 +66,7 @@ func (m *memSecrets) MarkTOTPUsed(_ context.Context, principal string, counter u
 	return true, nil
 }
 
-func (m *memSecrets) TOTPFailures(_ context.Context, principal string) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	f := m.failures[principal]
-	if !m.now().Before(f.until) {
-		return 0, nil
-	}
-	return f.n, nil
-}
-
-func (m *memSecrets) AddTOTPFailure(_ context.Context, principal string, window time.Duration) error {
+func (m *memSecrets) TOTPAttempt(_ context.Context, principal string, window time.Duration) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f := m.failures[principal]
@@ -85,6 +75,16 @@ func (m *memSecrets) AddTOTPFailure(_ context.Context, principal string, window 
 	}
 	f.n++
 	m.failures[principal] = f
+	return f.n, nil
+}
+
+func (m *memSecrets) TOTPAttemptOK(_ context.Context, principal string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f := m.failures[principal]; m.now().Before(f.until) && f.n > 0 {
+		f.n--
+		m.failures[principal] = f
+	}
 	return nil
 }
 

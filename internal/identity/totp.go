@@ -26,11 +26,13 @@ type Secrets interface {
 	// the counter was already recorded; it must be atomic (e.g. Redis SET
 	// NX), so that of two concurrent uses only one is first.
 	MarkTOTPUsed(ctx context.Context, principal string, counter uint64, ttl time.Duration) (first bool, err error)
-	// TOTPFailures is how many wrong codes principal gave in the current
-	// window; AddTOTPFailure counts one more, the window starting at the
-	// first failure and lasting window.
-	TOTPFailures(ctx context.Context, principal string) (int, error)
-	AddTOTPFailure(ctx context.Context, principal string, window time.Duration) error
+	// TOTPAttempt counts one attempt of principal and returns how many the
+	// current window holds, this one included; a window starts at its first
+	// attempt and lasts window. It must be atomic (one INCR), so that of
+	// many concurrent guesses only the first few are checked at all.
+	TOTPAttempt(ctx context.Context, principal string, window time.Duration) (int, error)
+	// TOTPAttemptOK takes back an attempt that was not a wrong guess.
+	TOTPAttemptOK(ctx context.Context, principal string) error
 }
 
 const (
@@ -127,11 +129,14 @@ func (t *TOTP) Verify(ctx context.Context, principal, code string, now time.Time
 	if err != nil {
 		return fmt.Errorf("totp verify %q: read secret: %w", principal, err)
 	}
-	failures, err := t.secrets.TOTPFailures(ctx, principal)
+	// The attempt is counted before the code is looked at: checking the
+	// count and adding to it later would let concurrent guesses all pass
+	// the check.
+	attempts, err := t.secrets.TOTPAttempt(ctx, principal, totpLockout)
 	if err != nil {
-		return fmt.Errorf("totp verify %q: read failures: %w", principal, err)
+		return fmt.Errorf("totp verify %q: count attempt: %w", principal, err)
 	}
-	if failures >= maxTOTPFailures {
+	if attempts > maxTOTPFailures {
 		return fmt.Errorf("totp verify %q: %w", principal, ErrLocked)
 	}
 
@@ -157,10 +162,10 @@ func (t *TOTP) Verify(ctx context.Context, principal, code string, now time.Time
 		}
 	}
 	if found == 0 {
-		if err := t.secrets.AddTOTPFailure(ctx, principal, totpLockout); err != nil {
-			return fmt.Errorf("totp verify %q: count failure: %w", principal, err)
-		}
 		return fmt.Errorf("totp verify %q: %w", principal, ErrBadCode)
+	}
+	if err := t.secrets.TOTPAttemptOK(ctx, principal); err != nil {
+		return fmt.Errorf("totp verify %q: count attempt: %w", principal, err)
 	}
 	first, err := t.secrets.MarkTOTPUsed(ctx, principal, matched, totpUsedTTL)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,10 +214,10 @@ func (f failingSecrets) MarkTOTPUsed(context.Context, string, uint64, time.Durat
 	return false, errStoreDown
 }
 
-func (f failingSecrets) TOTPFailures(context.Context, string) (int, error) { return 0, errStoreDown }
-func (f failingSecrets) AddTOTPFailure(context.Context, string, time.Duration) error {
-	return errStoreDown
+func (f failingSecrets) TOTPAttempt(context.Context, string, time.Duration) (int, error) {
+	return 0, errStoreDown
 }
+func (f failingSecrets) TOTPAttemptOK(context.Context, string) error { return errStoreDown }
 
 // Wrong codes lock the principal's TOTP for a while: guessing 333,000 codes
 // is not an option.
@@ -243,6 +244,25 @@ func TestTOTPLockout(t *testing.T) {
 	}
 	if err := tt.Verify(context.Background(), "b", "123456", now); errors.Is(err, ErrLocked) {
 		t.Fatal("another principal is locked too")
+	}
+	// Many guesses at once: only the first few are checked.
+	if _, err := tt.Enroll(context.Background(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var checked atomic.Int32
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := tt.Verify(context.Background(), "c", "000000", now); !errors.Is(err, ErrLocked) {
+				checked.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := checked.Load(); n > maxTOTPFailures {
+		t.Fatalf("%d concurrent guesses were checked, want at most %d", n, maxTOTPFailures)
 	}
 	now = now.Add(totpLockout)
 	if err := tt.Verify(context.Background(), "a", codeAt(t, en.Secret, now), now); err != nil {

@@ -17,7 +17,8 @@ type totpState struct {
 	failures map[string]totpFailures
 }
 
-// totpFailures counts wrong codes in a window ending at until.
+// totpFailures counts attempts that were not taken back, in a window
+// ending at until.
 type totpFailures struct {
 	n     int
 	until time.Time
@@ -57,17 +58,7 @@ func (s *Store) MarkTOTPUsed(_ context.Context, principal string, counter uint64
 	return true, nil
 }
 
-func (s *Store) TOTPFailures(_ context.Context, principal string) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.totp.failures[principal]
-	if !s.now().Before(f.until) {
-		return 0, nil
-	}
-	return f.n, nil
-}
-
-func (s *Store) AddTOTPFailure(_ context.Context, principal string, window time.Duration) error {
+func (s *Store) TOTPAttempt(_ context.Context, principal string, window time.Duration) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.totp.failures[principal]
@@ -76,5 +67,15 @@ func (s *Store) AddTOTPFailure(_ context.Context, principal string, window time.
 	}
 	f.n++
 	s.totp.failures[principal] = f
+	return f.n, nil
+}
+
+func (s *Store) TOTPAttemptOK(_ context.Context, principal string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.totp.failures[principal]; s.now().Before(f.until) && f.n > 0 {
+		f.n--
+		s.totp.failures[principal] = f
+	}
 	return nil
 }

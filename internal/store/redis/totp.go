@@ -48,29 +48,36 @@ func (s *Store) MarkTOTPUsed(ctx context.Context, principal string, counter uint
 	return first, nil
 }
 
-func (s *Store) TOTPFailures(ctx context.Context, principal string) (int, error) {
-	n, err := s.c.Get(ctx, s.principal(principal).totpFailures()).Int()
-	if errors.Is(err, goredis.Nil) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read TOTP failures: %w", err)
-	}
-	return n, nil
-}
-
-// AddTOTPFailure counts in a key that expires a window after the first
-// failure: created with its expiry, then incremented (INCR keeps the
-// expiry), in one transaction, so a counter never outlives its window.
-func (s *Store) AddTOTPFailure(ctx context.Context, principal string, window time.Duration) error {
+// TOTPAttempt counts in a key that expires a window after the first
+// attempt: created with its expiry, then incremented (INCR keeps the
+// expiry), in one transaction, so a count never outlives its window and
+// concurrent attempts each get their own number.
+func (s *Store) TOTPAttempt(ctx context.Context, principal string, window time.Duration) (int, error) {
 	key := s.principal(principal).totpFailures()
+	var n *goredis.IntCmd
 	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.SetNX(ctx, key, 0, window)
-		p.Incr(ctx, key)
+		n = p.Incr(ctx, key)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("count TOTP failure: %w", err)
+		return 0, fmt.Errorf("count TOTP attempt: %w", err)
+	}
+	return int(n.Val()), nil
+}
+
+// takeBack decrements a counter only while it exists: a DECR after the
+// window ended would create a counter without expiry.
+var takeBack = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 and tonumber(redis.call('GET', KEYS[1])) > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0
+`)
+
+func (s *Store) TOTPAttemptOK(ctx context.Context, principal string) error {
+	if err := takeBack.Run(ctx, s.c, []string{s.principal(principal).totpFailures()}).Err(); err != nil {
+		return fmt.Errorf("take back TOTP attempt: %w", err)
 	}
 	return nil
 }

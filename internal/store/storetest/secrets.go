@@ -53,21 +53,34 @@ func RunSecrets(t *testing.T, s identity.Secrets) {
 		}
 	}
 
-	if n, err := s.TOTPFailures(ctx, "sophia@x"); err != nil || n != 0 {
-		t.Fatalf("failures before any: %d, %v", n, err)
+	// Attempts count one by one, concurrent ones included; taking one back
+	// lowers the count; the window forgets them all.
+	var counts sync.Map
+	var wg2 sync.WaitGroup
+	for range 10 {
+		wg2.Add(1)
+		go func() {
+			defer wg2.Done()
+			n, err := s.TOTPAttempt(ctx, "sophia@x", 400*time.Millisecond)
+			if err != nil {
+				t.Error(err)
+			}
+			if _, dup := counts.LoadOrStore(n, true); dup {
+				t.Errorf("two attempts counted as %d", n)
+			}
+		}()
 	}
-	for range 3 {
-		must(t, s.AddTOTPFailure(ctx, "sophia@x", 300*time.Millisecond))
+	wg2.Wait()
+	must(t, s.TOTPAttemptOK(ctx, "sophia@x"))
+	if n, err := s.TOTPAttempt(ctx, "sophia@x", time.Minute); err != nil || n != 10 {
+		t.Fatalf("after taking one back: %d, %v; want 10", n, err)
 	}
-	if n, err := s.TOTPFailures(ctx, "sophia@x"); err != nil || n != 3 {
-		t.Fatalf("failures: %d, %v; want 3", n, err)
+	if n, _ := s.TOTPAttempt(ctx, "alex@x", time.Minute); n != 1 {
+		t.Fatalf("alex's first attempt counted %d", n)
 	}
-	if n, _ := s.TOTPFailures(ctx, "alex@x"); n != 0 {
-		t.Fatalf("alex has %d failures", n)
-	}
-	// The window starts at the first failure and then forgets them all.
-	time.Sleep(400 * time.Millisecond)
-	if n, err := s.TOTPFailures(ctx, "sophia@x"); err != nil || n != 0 {
-		t.Fatalf("failures after the window: %d, %v", n, err)
+	time.Sleep(500 * time.Millisecond)
+	must(t, s.TOTPAttemptOK(ctx, "sophia@x"))
+	if n, err := s.TOTPAttempt(ctx, "sophia@x", time.Minute); err != nil || n != 1 {
+		t.Fatalf("after the window: %d, %v; want 1", n, err)
 	}
 }
