@@ -166,7 +166,8 @@ type Store interface {
 	// Assignments lists the assignments that match f, oldest first.
 	Assignments(ctx context.Context, f AssignmentFilter) ([]Assignment, error)
 	// DeleteAssignment removes an assignment and, in the same step, revokes
-	// every live activation of it (by, at now), which it returns.
+	// every live, pending or scheduled activation of it (by, at now), which
+	// it returns. No activation of it can start after it returns.
 	DeleteAssignment(ctx context.Context, id, by string, now time.Time) (Assignment, []Activation, error)
 
 	// CreateActivation stores a new activation and returns it as stored, at

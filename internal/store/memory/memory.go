@@ -103,7 +103,7 @@ func (s *Store) DeleteAssignment(_ context.Context, id, by string, now time.Time
 	delete(s.assignments, id)
 	revoked := []store.Activation{}
 	for _, act := range s.byPrincipal(a.Principal) {
-		if act.AssignmentID == id && s.live(act) {
+		if act.AssignmentID == id && (s.live(act) || act.Status == store.Pending || act.Status == store.Scheduled) {
 			act = store.Revoke(act, by, now)
 			act.Version++
 			s.activations[act.ID] = act

@@ -221,7 +221,7 @@ type change struct {
 // assignment's JSON.
 func (s *Store) apply(ctx context.Context, p, deleteID string, changes ...change) (string, error) {
 	k := s.principal(p)
-	args := []any{deleteID, len(changes)}
+	args := []any{deleteID, len(changes), k.elPrefix()}
 	for _, c := range changes {
 		b, err := json.Marshal(c.a)
 		if err != nil {
@@ -404,23 +404,42 @@ func (s *Store) DeleteAssignment(ctx context.Context, id, by string, now time.Ti
 	if err != nil {
 		return store.Assignment{}, nil, err
 	}
-	// The elevations to revoke are read, then revoked with the deletion in
-	// one script that checks nothing changed in between; a race with an
-	// expiry or a deactivation reads again.
+	// The activations to revoke are read, then revoked with the deletion in
+	// one script that checks nothing changed in between and that none was
+	// started meanwhile; a race with an activation, an expiry or a
+	// deactivation reads again.
 	for range 10 {
+		raw, err := s.c.HVals(ctx, s.principal(p).activations()).Result()
+		if err != nil {
+			return store.Assignment{}, nil, fmt.Errorf("read activations of %q: %w", p, err)
+		}
+		all, err := decodeActivations(raw)
+		if err != nil {
+			return store.Assignment{}, nil, err
+		}
 		running, err := s.running(ctx, p)
 		if err != nil {
 			return store.Assignment{}, nil, err
 		}
+		live := map[string]bool{}
+		for _, a := range running {
+			live[a.ID] = true
+		}
 		var changes []change
 		var revoked []store.Activation
-		for _, a := range running {
-			if a.AssignmentID != id {
+		for _, a := range all {
+			effect := store.NoEffect
+			switch {
+			case a.AssignmentID != id:
+				continue
+			case live[a.ID]:
+				effect = store.End
+			case a.Status != store.Pending && a.Status != store.Scheduled:
 				continue
 			}
 			r := store.Revoke(a, by, now)
 			r.Version++
-			changes = append(changes, change{a: r, expect: a.Version, effect: store.End})
+			changes = append(changes, change{a: r, expect: a.Version, effect: effect})
 			revoked = append(revoked, r)
 		}
 		deleted, err := s.apply(ctx, p, id, changes...)
@@ -441,6 +460,7 @@ func (s *Store) DeleteAssignment(ctx context.Context, id, by string, now time.Ti
 		if revoked == nil {
 			revoked = []store.Activation{}
 		}
+		sortActivations(revoked)
 		return a, revoked, nil
 	}
 	return store.Assignment{}, nil, fmt.Errorf("delete assignment %s: kept changing: %w", id, store.ErrStale)

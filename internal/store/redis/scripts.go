@@ -16,15 +16,30 @@ import goredis "github.com/redis/go-redis/v9"
 // still true (versions, locks, liveness) and apply the change.
 
 // applyScript: KEYS act, live, asg. ARGV[1] assignment id to delete or "",
-// ARGV[2] number of changes, then per change: escaped id, expected version
-// ("0": must not exist), JSON, effect (store.Effect), pxat, lock key, el key,
-// assignment id, id. Returns {"ok", deleted assignment JSON or false} or
-// {reason, change index}.
+// ARGV[2] number of changes, ARGV[3] el key prefix, then per change: escaped
+// id, expected version ("0": must not exist), JSON, effect (store.Effect),
+// pxat, lock key, el key, assignment id, id. Returns {"ok", deleted
+// assignment JSON or false} or {reason, change index}. Deleting an
+// assignment also checks that the changes end every activation of it still
+// pending, scheduled or live: one started since Go read them makes the
+// delete "stale", to be read and decided again.
 var applyScript = goredis.NewScript(`
 local n = tonumber(ARGV[2])
-local function arg(i, k) return ARGV[2 + i * 9 + k] end
-if ARGV[1] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then
-  return {'no_assignment', -1}
+local function arg(i, k) return ARGV[3 + i * 9 + k] end
+if ARGV[1] ~= '' then
+  if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return {'no_assignment', -1} end
+  local changing = {}
+  for i = 0, n - 1 do changing[arg(i, 1)] = true end
+  local all = redis.call('HGETALL', KEYS[1])
+  for j = 1, #all, 2 do
+    if not changing[all[j]] then
+      local r = cjson.decode(all[j + 1])
+      if r.assignment_id == ARGV[1] and (r.status == 'pending_approval' or r.status == 'scheduled'
+          or (r.status == 'active' and redis.call('EXISTS', ARGV[3] .. all[j]) == 1)) then
+        return {'stale', -1}
+      end
+    end
+  end
 end
 for i = 0, n - 1 do
   local cur = redis.call('HGET', KEYS[1], arg(i, 1))

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Open) {
 		"deactivate":                   testDeactivate,
 		"extend":                       testExtend,
 		"delete assignment revokes":    testDeleteAssignment,
+		"delete races activation":      testDeleteRacesActivation,
 		"due pending and scheduled":    testDueRequests,
 		"concurrent starts":            testConcurrentStarts,
 		"concurrent updates":           testConcurrentUpdates,
@@ -395,13 +396,21 @@ func testDeleteAssignment(t *testing.T, s store.Store) {
 	must(t, s.CreateAssignment(ctx, a2))
 	create(t, s, live("r1", a1, time.Hour))
 	create(t, s, live("r2", a2, time.Hour))
+	create(t, s, pending("p1", a1))
+	create(t, s, pending("p2", a2))
 	now := time.Now().UTC()
 	gone, revoked, err := s.DeleteAssignment(ctx, "a1", "perparim@x", now)
 	must(t, err)
 	if gone.ID != "a1" {
 		t.Fatalf("deleted %+v", gone)
 	}
-	sameIDs(t, "revoked", revoked, actID, "r1")
+	sameIDs(t, "revoked", revoked, actID, "r1", "p1")
+	if p, _ := s.Activation(ctx, "p1"); p.Status != store.Revoked {
+		t.Fatalf("a pending request of the deleted assignment is %s", p.Status)
+	}
+	if p, _ := s.Activation(ctx, "p2"); p.Status != store.Pending {
+		t.Fatalf("a pending request of another assignment is %s", p.Status)
+	}
 	if r := revoked[0]; r.Status != store.Revoked || r.EndedBy != "perparim@x" || r.EndedAt == nil || !r.EndedAt.Equal(now) || r.Version != 2 {
 		t.Fatalf("revoked %+v", r)
 	}
@@ -432,6 +441,37 @@ func testDueRequests(t *testing.T, s store.Store) {
 	due, err = s.ClaimDue(ctx, now.Add(3*time.Hour), time.Minute, 10)
 	must(t, err)
 	sameIDs(t, "due at 3h", due, actID, "r1", "r2")
+}
+
+// An activation racing the deletion of its assignment either fails or is
+// among the revoked: no elevation of a deleted assignment stays live.
+func testDeleteRacesActivation(t *testing.T, s store.Store) {
+	for round := range 20 {
+		a := assignment(fmt.Sprintf("a%d", round), "sophia@x", fmt.Sprintf("role%d", round), "/")
+		must(t, s.CreateAssignment(ctx, a))
+		var wg sync.WaitGroup
+		var revoked []store.Activation
+		var delErr, actErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, revoked, delErr = s.DeleteAssignment(ctx, a.ID, "perparim@x", time.Now())
+		}()
+		go func() {
+			defer wg.Done()
+			actErr = createErr(s, live(fmt.Sprintf("r%d", round), a, time.Hour))
+		}()
+		wg.Wait()
+		must(t, delErr)
+		got, err := s.Elevations(ctx, "sophia@x", time.Now())
+		must(t, err)
+		if len(got) != 0 {
+			t.Fatalf("round %d: live after its assignment was deleted: %v (activation error %v, revoked %v)", round, got, actErr, revoked)
+		}
+		if actErr == nil && len(revoked) != 1 {
+			t.Fatalf("round %d: the activation succeeded but was not revoked", round)
+		}
+	}
 }
 
 // Many replicas starting the same role at once produce one elevation.
