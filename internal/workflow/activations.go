@@ -102,6 +102,9 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 		return store.Activation{}, err
 	}
 	now := s.now().UTC()
+	if r.Role == "" {
+		return store.Activation{}, invalid("role is required, such as user-administrator")
+	}
 	sc, err := scope(r.Scope)
 	if err != nil {
 		return store.Activation{}, err
@@ -131,6 +134,13 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 	f, err := s.facts(ctx, c.Principal, now)
 	if err != nil {
 		return store.Activation{}, err
+	}
+	// The policy says so too; a conflict with existing state is a 409 to
+	// the caller, whichever replica saw it first.
+	for _, e := range f.Elevations {
+		if e.Role == role.ID && e.Scope == sc && (e.ExpiresAt == nil || now.Before(*e.ExpiresAt)) {
+			return store.Activation{}, fmt.Errorf("%s is already active at %s: %w", role.Name, sc, store.ErrConflict)
+		}
 	}
 	request := map[string]any{
 		"role": role.ID, "scope": sc, "duration": r.Duration,
@@ -276,6 +286,12 @@ func (s *Service) mayApprove(ctx context.Context, c Caller, act store.Activation
 	return ok, err
 }
 
+// notFound is what a caller who may not see an activation is told: the
+// same as for an id that does not exist.
+func notFound(id string) error {
+	return fmt.Errorf("activation %s: %w", id, store.ErrNotFound)
+}
+
 func notPending(act store.Activation) error {
 	return fmt.Errorf("activation %s is %s, not pending approval: %w", act.ID, act.Status, store.ErrConflict)
 }
@@ -353,7 +369,7 @@ func end(act store.Activation, status store.Status, by, reason string, now time.
 func (s *Service) Cancel(ctx context.Context, c Caller, id, reason string) (store.Activation, error) {
 	act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
-			return act, fmt.Errorf("%w: only %s may cancel their request", ErrForbidden, act.Principal)
+			return act, notFound(act.ID)
 		}
 		if act.Status != store.Pending && act.Status != store.Scheduled {
 			return act, fmt.Errorf("activation %s is %s: only pending or scheduled requests can be cancelled: %w", act.ID, act.Status, store.ErrConflict)
@@ -377,7 +393,7 @@ func (s *Service) Deactivate(ctx context.Context, c Caller, id, reason string) (
 				return act, err
 			}
 			if !ok {
-				return act, fmt.Errorf("%w: only %s or an admin may deactivate it", ErrForbidden, act.Principal)
+				return act, notFound(act.ID)
 			}
 		}
 		if !act.LiveAt(now) {
@@ -415,7 +431,7 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 	var mfa any
 	act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
-			return act, fmt.Errorf("%w: only %s may extend it", ErrForbidden, act.Principal)
+			return act, notFound(act.ID)
 		}
 		if !act.LiveAt(now) {
 			return act, fmt.Errorf("activation %s is not active (%s): %w", act.ID, act.Status, store.ErrConflict)

@@ -10,6 +10,9 @@ import (
 // Activations lists activations: everyone's for admins, the caller's own
 // for anyone else.
 func (s *Service) Activations(ctx context.Context, c Caller, principal string, status store.Status) ([]store.Activation, error) {
+	if !knownStatus(status) {
+		return nil, invalid("status %q is not one of %v", status, statuses)
+	}
 	if principal != "" {
 		var err error
 		if principal, err = Principal(principal); err != nil {
@@ -57,7 +60,7 @@ func (s *Service) Activation(ctx context.Context, c Caller, id string) (store.Ac
 		return act, err
 	}
 	// Not saying whether it exists is the point.
-	return store.Activation{}, fmt.Errorf("activation %s: %w", id, store.ErrNotFound)
+	return store.Activation{}, notFound(id)
 }
 
 // PendingApprovals lists the pending requests the caller may approve.
@@ -80,4 +83,21 @@ func (s *Service) PendingApprovals(ctx context.Context, c Caller) ([]store.Activ
 		}
 	}
 	return out, nil
+}
+
+var statuses = []store.Status{
+	store.Pending, store.Scheduled, store.Live, store.Denied, store.Cancelled,
+	store.TimedOut, store.Deactivated, store.Revoked, store.Expired,
+}
+
+func knownStatus(s store.Status) bool {
+	if s == "" {
+		return true
+	}
+	for _, known := range statuses {
+		if s == known {
+			return true
+		}
+	}
+	return false
 }
