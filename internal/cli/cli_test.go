@@ -81,7 +81,7 @@ func TestCheck(t *testing.T) {
 func TestServeRefusesBrokenPolicyWithCheckMessage(t *testing.T) {
 	dir := files(t, map[string]string{"broken.rego": brokenPolicy})
 	checked := run(context.Background(), "check", dir)
-	served := run(context.Background(), "serve", "--addr", "127.0.0.1:0", dir)
+	served := run(context.Background(), "serve", "--addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", dir)
 	if served.code != 1 {
 		t.Fatalf("serve exit %d, want 1", served.code)
 	}
@@ -240,7 +240,9 @@ func TestServeBuiltInAndStop(t *testing.T) {
 	addr := harness.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
-	go func() { done <- run(ctx, "serve", "--addr", addr, "--log-level", "warn") }()
+	go func() {
+		done <- run(ctx, "serve", "--addr", addr, "--grpc-addr", harness.FreeAddr(t), "--log-level", "warn")
+	}()
 
 	var status int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

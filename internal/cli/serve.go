@@ -18,6 +18,7 @@ import (
 	"github.com/elevatepdp/elevate/internal/audit"
 	"github.com/elevatepdp/elevate/internal/config"
 	"github.com/elevatepdp/elevate/internal/decision"
+	"github.com/elevatepdp/elevate/internal/decision/envoy"
 	"github.com/elevatepdp/elevate/internal/demo"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/logging"
@@ -108,6 +109,12 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	if cfg.Decisions.RequireToken {
 		clientsOnly = auth
 	}
+	// Validated with the configuration.
+	envoyQuery, _ := policy.ParseQuery(cfg.Decisions.EnvoyQuery)
+	envoyOpts := envoy.Options{
+		Query: envoyQuery, DryRun: cfg.Decisions.EnvoyDryRun,
+		SubjectHeader: cfg.Decisions.SubjectHeader, Auth: auth, Log: log,
+	}
 	srv := server.New(server.Options{
 		Addr:            cfg.Server.Addr,
 		GRPCAddr:        cfg.Server.GRPCAddr,
@@ -117,7 +124,12 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		APIs: []server.Registrar{
 			api.New(wf, auth, log, cfg.Server.MaxBodyBytes),
 			decision.NewDataAPI(eval, clientsOnly, cfg.Decisions.SubjectField, cfg.Server.MaxBodyBytes),
+			decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{
+				Query: envoyOpts.Query, DryRun: envoyOpts.DryRun, SubjectHeader: envoyOpts.SubjectHeader,
+				Auth: auth, Log: log, MaxBody: cfg.Server.MaxBodyBytes,
+			}),
 		},
+		GRPC:   []server.GRPCRegistrar{envoy.NewServer(eval, envoyOpts)},
 		Checks: map[string]func(context.Context) error{"store": st.Ping},
 	})
 	if _, err := srv.Listen(); err != nil {

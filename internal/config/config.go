@@ -71,8 +71,8 @@ type StoreConfig struct {
 
 // DecisionsConfig is how gateways ask for decisions.
 type DecisionsConfig struct {
-	// RequireToken makes the Data API and the ext_authz endpoints take a
-	// decision client's bearer token (identity.static_tokens, kind client).
+	// RequireToken makes the Data API take a decision client's bearer token
+	// (identity.static_tokens, kind client).
 	RequireToken bool `json:"require_token"`
 	// SubjectField is the Data API input field naming the subject whose
 	// elevations are added to the input.

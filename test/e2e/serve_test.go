@@ -24,7 +24,7 @@ func TestServeBuiltInFromAnyDirectory(t *testing.T) {
 	addr := harness.FreeAddr(t)
 	cmd := exec.Command(bin, "serve")
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "ELEVATE_ADDR="+addr)
+	cmd.Env = append(os.Environ(), "ELEVATE_ADDR="+addr, "ELEVATE_GRPC_ADDR="+harness.FreeAddr(t))
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -63,7 +63,7 @@ func TestServeRefusesBrokenPolicy(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package x\n\nallow if {\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bin, "serve", "--addr", harness.FreeAddr(t), dir).CombinedOutput()
+	out, err := exec.Command(bin, "serve", "--addr", harness.FreeAddr(t), "--grpc-addr", harness.FreeAddr(t), dir).CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Fatalf("want exit 1, got %v\n%s", err, out)

@@ -38,12 +38,14 @@ type Options struct {
 
 // Server is a running Elevate.
 type Server struct {
-	URL   string
-	Creds demo.Credentials
-	log   *syncBuffer
-	stop  context.CancelFunc
-	done  chan int
-	once  sync.Once
+	URL string
+	// GRPCAddr is where Envoy's ext_authz gRPC service listens.
+	GRPCAddr string
+	Creds    demo.Credentials
+	log      *syncBuffer
+	stop     context.CancelFunc
+	done     chan int
+	once     sync.Once
 }
 
 type syncBuffer struct {
@@ -68,7 +70,8 @@ func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	addr := harness.FreeAddr(t)
-	args := []string{"serve", "--addr", addr, "--log-level", "warn"}
+	grpcAddr := harness.FreeAddr(t)
+	args := []string{"serve", "--addr", addr, "--grpc-addr", grpcAddr, "--log-level", "warn"}
 	creds := filepath.Join(dir, "demo-credentials.json")
 	if o.Demo {
 		args = append(args, "--demo", "--demo-credentials", creds)
@@ -86,7 +89,7 @@ func Start(t testing.TB, o Options) *Server {
 	args = append(args, o.Args...)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{URL: "http://" + addr, log: &syncBuffer{}, stop: cancel, done: make(chan int, 1)}
+	s := &Server{URL: "http://" + addr, GRPCAddr: grpcAddr, log: &syncBuffer{}, stop: cancel, done: make(chan int, 1)}
 	go func() { s.done <- cli.Execute(ctx, args, s.log, s.log) }()
 	t.Cleanup(func() { s.Stop(t) })
 

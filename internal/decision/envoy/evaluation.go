@@ -1,0 +1,231 @@
+package envoy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"runtime/debug"
+	"strings"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/policy"
+	"github.com/elevatepdp/elevate/internal/workflow"
+)
+
+// Evaluator makes decisions. *decision.Evaluator is one: package decision
+// imports this one (for the HTTP mode), so this package names what it needs
+// instead of importing it.
+type Evaluator interface {
+	EvaluateEnvoy(ctx context.Context, r EvalRequest) EvalResult
+}
+
+// EvalRequest is decision.Request, field for field: see there.
+type EvalRequest struct {
+	Query   policy.Query
+	Input   any
+	Subject string
+	Log     logrus.Fields
+}
+
+// EvalResult is decision.Result, field for field: see there. Failed != ""
+// is a denial.
+type EvalResult struct {
+	ID      string
+	Value   any
+	Defined bool
+	Failed  string
+	Err     error
+}
+
+// Authenticator turns an Authorization header into a caller; it is
+// decision.Authenticator, so any of those will do.
+type Authenticator interface {
+	Authenticate(ctx context.Context, authorization string) (identity.Identity, error)
+}
+
+// DefaultQuery is the OPA-Envoy plugin's default decision.
+var DefaultQuery = policy.MustQuery("data.envoy.authz.allow")
+
+// Options configure how requests are decided, in both modes.
+type Options struct {
+	// Query is the decision to evaluate; zero means DefaultQuery. It may be
+	// a boolean or an object with "allowed" (see Response), such as
+	// data.pim.gateway.decision.
+	Query policy.Query
+	// DryRun allows every request whatever the decision, and logs what the
+	// decision was: for trying a policy on live traffic.
+	DryRun bool
+	// SubjectHeader names a request header carrying the subject (a
+	// principal) set by a trusted proxy. Envoy must strip it from client
+	// requests, or anyone could claim anyone's elevations. Empty: none.
+	SubjectHeader string
+	// Auth, when set, makes the subject the user whose bearer token is in
+	// the request's Authorization header, when it verifies as a user; it
+	// takes precedence over SubjectHeader.
+	Auth Authenticator
+	// Log receives errors; decisions are logged by the Evaluator. Nil means
+	// logrus's standard logger.
+	Log logrus.FieldLogger
+}
+
+// Authorizer decides CheckRequests; the gRPC server and the HTTP mode share
+// it. It is safe for concurrent use.
+type Authorizer struct {
+	eval          Evaluator
+	query         policy.Query
+	dryRun        bool
+	subjectHeader string
+	auth          Authenticator
+	log           logrus.FieldLogger
+}
+
+// NewAuthorizer returns an Authorizer.
+func NewAuthorizer(eval Evaluator, opts Options) *Authorizer {
+	if opts.Query.String() == "" {
+		opts.Query = DefaultQuery
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.StandardLogger()
+	}
+	return &Authorizer{
+		eval: eval, query: opts.Query, dryRun: opts.DryRun,
+		subjectHeader: strings.ToLower(strings.TrimSpace(opts.SubjectHeader)),
+		auth:          opts.Auth, log: opts.Log,
+	}
+}
+
+// Endpoints name the mode in the decision log.
+const (
+	EndpointGRPC = "ext_authz_grpc"
+	EndpointHTTP = "ext_authz_http"
+)
+
+// Authorize decides req, within ctx's deadline. It never fails: a request
+// that cannot be decided (malformed, a policy error or timeout, an unusable
+// decision, even a panic) is denied, unless in dry-run.
+func (a *Authorizer) Authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string) Response {
+	resp := a.authorize(ctx, req, endpoint)
+	if a.dryRun && !resp.Allowed {
+		a.log.WithFields(logrus.Fields{
+			"decision_id": resp.DecisionID, "endpoint": endpoint, "dry_run": true,
+			"allowed": false, "failed": resp.Failed, "http_status": resp.Status,
+		}).Info("dry run: allowing a request the decision denies")
+		return Response{DecisionID: resp.DecisionID, Allowed: true, Headers: []Header{{HeaderDecisionID, resp.DecisionID}}}
+	}
+	return resp
+}
+
+func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string) (resp Response) {
+	var id string // the decision's, once there is one
+	defer func() {
+		if p := recover(); p != nil {
+			if id == "" {
+				id = newID()
+			}
+			a.log.WithFields(logrus.Fields{
+				"decision_id": id, "endpoint": endpoint, "failed": ReasonInternal,
+				"panic": fmt.Sprint(p), "stack": string(debug.Stack()),
+			}).Error("decision failed closed: panic")
+			resp = failedResponse(id, ReasonInternal, 403)
+		}
+	}()
+	fields := logFields(req, endpoint, a.dryRun)
+	input, err := Input(req)
+	if err != nil {
+		// Not evaluated, so the Evaluator does not log it: this is its
+		// decision log line.
+		id = newID()
+		fields["decision_id"], fields["query"], fields["failed"], fields["error"] = id, a.query.String(), ReasonBadInput, err.Error()
+		a.log.WithFields(fields).Warn("decision failed closed")
+		return failedResponse(id, ReasonBadInput, 400)
+	}
+	subject := a.subject(ctx, req.GetAttributes().GetRequest().GetHttp())
+	if subject != "" {
+		input["subject"] = subject
+	} else {
+		input["subject"] = nil
+	}
+	res := a.eval.EvaluateEnvoy(ctx, EvalRequest{Query: a.query, Input: input, Subject: subject, Log: fields})
+	id = res.ID
+	resp, err = fromResult(res)
+	if err != nil {
+		a.log.WithFields(logrus.Fields{
+			"decision_id": res.ID, "endpoint": endpoint, "query": a.query.String(),
+			"failed": ReasonPolicyError, "error": err.Error(),
+		}).Warn("decision failed closed: unusable decision")
+		return failedResponse(res.ID, ReasonPolicyError, 403)
+	}
+	return resp
+}
+
+// subject is whose elevations the policy sees: the user of a verified bearer
+// token, else the trusted subject header, else nobody.
+func (a *Authorizer) subject(ctx context.Context, h *authv3.AttributeContext_HttpRequest) string {
+	if a.auth != nil {
+		if authz := header(h, "authorization"); authz != "" {
+			id, err := a.auth.Authenticate(ctx, authz)
+			if err == nil && id.Kind == identity.User {
+				if p, err := workflow.Principal(id.Principal); err == nil {
+					return p
+				}
+			}
+		}
+	}
+	if a.subjectHeader != "" {
+		if v := header(h, a.subjectHeader); v != "" {
+			if p, err := workflow.Principal(v); err == nil {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// maskedHeaders hold credentials: the decision log shows that they were
+// sent, never what they were.
+var maskedHeaders = map[string]bool{"authorization": true, "cookie": true, "proxy-authorization": true}
+
+// logFields describe the request in the decision log.
+func logFields(req *authv3.CheckRequest, endpoint string, dryRun bool) logrus.Fields {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	headers := make(map[string]string, len(h.GetHeaders()))
+	for k, v := range h.GetHeaders() {
+		if maskedHeaders[strings.ToLower(k)] {
+			v = "<masked>"
+		}
+		headers[k] = v
+	}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		k := strings.ToLower(hv.GetKey())
+		v := hv.GetValue()
+		if maskedHeaders[k] {
+			v = "<masked>"
+		}
+		if _, ok := headers[k]; !ok {
+			headers[k] = v
+		}
+	}
+	fields := logrus.Fields{
+		"endpoint": endpoint, "method": h.GetMethod(), "path": h.GetPath(), "host": h.GetHost(),
+		"headers": headers, "request_id": header(h, "x-request-id"),
+	}
+	if addr := req.GetAttributes().GetSource().GetAddress().GetSocketAddress(); addr != nil {
+		fields["source"] = fmt.Sprintf("%s:%d", addr.GetAddress(), addr.GetPortValue())
+	}
+	if dryRun {
+		fields["dry_run"] = true
+	}
+	return fields
+}
+
+// newID is a decision ID for a request that is never evaluated, in the
+// Evaluator's format.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

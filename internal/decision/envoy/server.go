@@ -1,0 +1,63 @@
+package envoy
+
+import (
+	"context"
+	"fmt"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+// ServiceName is the gRPC service Envoy's ext_authz filter calls.
+const ServiceName = "envoy.service.auth.v3.Authorization"
+
+// Server is the gRPC envoy.service.auth.v3.Authorization service, with
+// gRPC health checking (for Envoy's cluster health checks) and reflection.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	authz  *Authorizer
+	health *health.Server
+	log    logrus.FieldLogger
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// NewServer returns the service; eval is usually a *decision.Evaluator.
+func NewServer(eval Evaluator, opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = logrus.StandardLogger()
+	}
+	h := health.NewServer()
+	h.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return &Server{authz: NewAuthorizer(eval, opts), health: h, log: opts.Log}
+}
+
+// Register adds the Authorization, health and reflection services to g.
+func (s *Server) Register(g *grpc.Server) {
+	authv3.RegisterAuthorizationServer(g, s)
+	healthpb.RegisterHealthServer(g, s.health)
+	reflection.Register(g)
+}
+
+// Shutdown reports NOT_SERVING to health checks, so Envoy stops sending
+// checks here before the gRPC server stops.
+func (s *Server) Shutdown() { s.health.Shutdown() }
+
+// Check is envoy.service.auth.v3.Authorization/Check. It answers every
+// request, within the call's deadline: what cannot be decided is denied.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	defer func() {
+		// Authorize recovers its own panics; this covers the conversion.
+		if p := recover(); p != nil {
+			id := newID()
+			s.log.WithFields(logrus.Fields{"decision_id": id, "endpoint": EndpointGRPC, "failed": ReasonInternal, "panic": fmt.Sprint(p)}).
+				Error("decision failed closed: panic")
+			resp, err = failedResponse(id, ReasonInternal, 403).CheckResponse(), nil
+		}
+	}()
+	return s.authz.Authorize(ctx, req, EndpointGRPC).CheckResponse(), nil
+}

@@ -1,0 +1,112 @@
+package decision
+
+import (
+	"context"
+	"io"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/decision/envoy"
+	"github.com/elevatepdp/elevate/internal/policy"
+)
+
+// ExtAuthzPrefix is where the HTTP mode is served; it is Envoy's
+// http_service path_prefix.
+const ExtAuthzPrefix = "/v1/ext_authz"
+
+// DefaultExtAuthzMaxBody is how much of a forwarded body is read when
+// ExtAuthzOptions.MaxBody is zero.
+const DefaultExtAuthzMaxBody = 1 << 20
+
+// ExtAuthzOptions configure Envoy's external authorization in its HTTP
+// mode; they mean what envoy.Options do for the gRPC mode.
+type ExtAuthzOptions struct {
+	// Query is the decision; zero means data.envoy.authz.allow.
+	Query policy.Query
+	// DryRun allows every request and logs the real decision.
+	DryRun bool
+	// SubjectHeader names a header, set by a trusted proxy, carrying the
+	// subject. Envoy must strip it from client requests and forward it
+	// (allowed_headers).
+	SubjectHeader string
+	// Auth, when set, makes the user of a verified bearer token in the
+	// forwarded Authorization header the subject.
+	Auth Authenticator
+	// Log receives errors; nil means logrus's standard logger.
+	Log logrus.FieldLogger
+	// MaxBody bounds how much of a forwarded body is read (set Envoy's
+	// with_request_body.max_request_bytes no higher); a longer body is
+	// truncated: truncated_body is true and it is not parsed. Zero means
+	// DefaultExtAuthzMaxBody.
+	MaxBody int64
+}
+
+// ExtAuthzHTTP is Envoy's external authorization in its HTTP mode
+// (http_service): Envoy sends each request's method, its path under
+// ExtAuthzPrefix, the headers it is configured to forward and, with
+// with_request_body, its body. The policy sees the same input as in the
+// gRPC mode (see envoy.Input) and answers the same way: 200 allows, any
+// other status denies.
+type ExtAuthzHTTP struct {
+	authz   *envoy.Authorizer
+	maxBody int64
+}
+
+// NewExtAuthzHTTP returns the HTTP mode.
+func NewExtAuthzHTTP(eval *Evaluator, opts ExtAuthzOptions) *ExtAuthzHTTP {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultExtAuthzMaxBody
+	}
+	authz := envoy.NewAuthorizer(eval, envoy.Options{
+		Query: opts.Query, DryRun: opts.DryRun, SubjectHeader: opts.SubjectHeader, Auth: opts.Auth, Log: opts.Log,
+	})
+	return &ExtAuthzHTTP{authz: authz, maxBody: opts.MaxBody}
+}
+
+// Register adds the routes, for every method. They carry end users'
+// requests, credentials included: no API authentication may sit in front
+// of them.
+func (h *ExtAuthzHTTP) Register(r gin.IRouter) {
+	r.Any(ExtAuthzPrefix, h.serve)
+	r.Any(ExtAuthzPrefix+"/*path", h.serve)
+}
+
+func (h *ExtAuthzHTTP) serve(c *gin.Context) {
+	// The original path is what follows the prefix, still escaped as Envoy
+	// sent it, with its query. FullPath includes any group the routes were
+	// registered under.
+	prefix := strings.TrimSuffix(c.FullPath(), "/*path")
+	path, ok := strings.CutPrefix(c.Request.URL.EscapedPath(), prefix)
+	if !ok {
+		// The prefix itself was escaped: take the route's (decoded) view.
+		path = c.Param("path")
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	if c.Request.URL.RawQuery != "" {
+		path += "?" + c.Request.URL.RawQuery
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, h.maxBody+1))
+	// A body cut short, by us or by a broken connection, is a truncated
+	// one: the policy sees truncated_body and no parsed_body.
+	truncated := err != nil || int64(len(body)) > h.maxBody
+	if int64(len(body)) > h.maxBody {
+		body = body[:h.maxBody]
+	}
+	req := envoy.HTTPCheckRequest(c.Request, path, body, truncated)
+	h.authz.Authorize(c.Request.Context(), req, envoy.EndpointHTTP).WriteHTTP(c.Writer)
+	c.Abort()
+}
+
+// EvaluateEnvoy is Evaluate for package envoy, which cannot import this
+// one; it makes *Evaluator an envoy.Evaluator.
+func (e *Evaluator) EvaluateEnvoy(ctx context.Context, r envoy.EvalRequest) envoy.EvalResult {
+	// The types are the same field for field: if one changes, this stops
+	// compiling.
+	return envoy.EvalResult(e.Evaluate(ctx, Request(r)))
+}
+
+var _ envoy.Evaluator = (*Evaluator)(nil)
