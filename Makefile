@@ -8,7 +8,7 @@ ELEVATE := bin/elevate
 OPA     := bin/opa
 
 .DEFAULT_GOAL := help
-.PHONY: help build opa run test vet fmt-check redis go-test policy-test bundle clean
+.PHONY: help build opa run test vet fmt-check redis nginx go-test policy-test bundle clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,10 @@ fmt-check: opa ## Fail when gofmt or opa fmt would change a file
 redis: ## Install redis-server when it is missing
 	.ci/ensure-redis
 
-go-test: redis ## Go unit, integration and upstream-compatibility tests, race detector on
+nginx: ## Install nginx when it is missing
+	.ci/ensure-nginx
+
+go-test: redis nginx ## Go unit, integration and upstream-compatibility tests, race detector on
 	$(GO) test -race -count=1 ./...
 
 policy-test: build ## Rego unit tests (with the extension example) and strict compile

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"os/signal"
 	"syscall"
 	"time"
@@ -67,10 +68,13 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// Validated with the configuration.
+	forwardAuthQuery, _ := policy.ParseQuery(cfg.Decisions.ForwardAuthQuery)
+	envoyQuery, _ := policy.ParseQuery(cfg.Decisions.EnvoyQuery)
 	engine, err := policy.New(ctx, policy.Options{
 		Source:  src,
 		Timeout: time.Duration(cfg.Policy.EvalTimeout),
-		Prepare: policy.Entrypoints,
+		Prepare: append(slices.Clone(policy.Entrypoints), forwardAuthQuery, envoyQuery),
 		Logger:  log,
 	})
 	if err != nil {
@@ -109,8 +113,6 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	if cfg.Decisions.RequireToken {
 		clientsOnly = auth
 	}
-	// Validated with the configuration.
-	envoyQuery, _ := policy.ParseQuery(cfg.Decisions.EnvoyQuery)
 	envoyOpts := envoy.Options{
 		Query: envoyQuery, DryRun: cfg.Decisions.EnvoyDryRun,
 		SubjectHeader: cfg.Decisions.SubjectHeader, Auth: auth, Log: log,
@@ -124,6 +126,9 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		APIs: []server.Registrar{
 			api.New(wf, auth, log, cfg.Server.MaxBodyBytes),
 			decision.NewDataAPI(eval, clientsOnly, cfg.Decisions.SubjectField, cfg.Server.MaxBodyBytes),
+			decision.NewForwardAuth(eval, decision.ForwardAuthOptions{
+				Query: forwardAuthQuery, Auth: auth, SubjectHeader: cfg.Decisions.SubjectHeader,
+			}),
 			decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{
 				Query: envoyOpts.Query, DryRun: envoyOpts.DryRun, SubjectHeader: envoyOpts.SubjectHeader,
 				Auth: auth, Log: log, MaxBody: cfg.Server.MaxBodyBytes,
