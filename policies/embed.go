@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds the policy files, tests included; loaders skip `*_test.rego`.
 //
-//go:embed pim
+//go:embed pim envoy
 var FS embed.FS

@@ -188,7 +188,7 @@ func TestBundleBuild(t *testing.T) {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}
 		b := readBundle(t, out)
-		if b.Manifest.Revision != "r7" || b.Manifest.Roots == nil || !slices.Equal(*b.Manifest.Roots, []string{"pim"}) {
+		if b.Manifest.Revision != "r7" || b.Manifest.Roots == nil || !slices.Equal(*b.Manifest.Roots, []string{"envoy", "pim"}) {
 			t.Fatalf("manifest %+v", b.Manifest)
 		}
 		roles, _ := b.Data["pim"].(map[string]any)["roles"].(map[string]any)
