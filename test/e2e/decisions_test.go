@@ -67,7 +67,42 @@ func TestDecisionsFailClosedWithoutRedis(t *testing.T) {
 		t.Fatal("not allowed before the outage")
 	}
 
+	forward := func() int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.URL+"/v1/forward-auth", nil)
+		req.Header.Set("Authorization", "Bearer "+s.Token(t, "perparim"))
+		req.Header.Set("X-Forwarded-Method", "GET")
+		req.Header.Set("X-Forwarded-Uri", "/users/17")
+		req.Header.Set("X-Forwarded-Host", "api.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	extAuthz := func() int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.URL+"/v1/ext_authz/users/17", nil)
+		req.Header.Set("Authorization", "Bearer "+s.Token(t, "perparim"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if forward() != http.StatusOK || extAuthz() != http.StatusOK {
+		t.Fatal("forward-auth or ext_authz do not allow before the outage")
+	}
+
 	redis.Stop(t)
+	if got := forward(); got != http.StatusForbidden {
+		t.Errorf("forward-auth during the outage: %d", got)
+	}
+	if got := extAuthz(); got != http.StatusForbidden {
+		t.Errorf("ext_authz during the outage: %d", got)
+	}
 	got := s.Do(t, "POST", "/v1/data/pim/authz/allow", "", data).Want(t, http.StatusForbidden, "decision_failed")
 	if errs := got["errors"].([]any); len(errs) != 1 || errs[0] != "store_unavailable" {
 		t.Fatalf("reason %v", got)
