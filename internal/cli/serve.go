@@ -23,6 +23,7 @@ import (
 	"github.com/elevatepdp/elevate/internal/demo"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/logging"
+	"github.com/elevatepdp/elevate/internal/metrics"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/server"
 	"github.com/elevatepdp/elevate/internal/store"
@@ -85,6 +86,11 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		return err
 	}
 	defer st.Close()
+	m := metrics.New(metrics.Gauges{
+		Policy: func() (string, time.Time) { i := engine.Info(); return i.Revision, i.LoadedAt },
+		Counts: func() (int, int, error) { return count(st) },
+	})
+	st = m.Store(st)
 	if cfg.Store.RedisURL == "" {
 		log.Warn("no Redis configured (--redis-url, ELEVATE_REDIS_URL): state is kept in this process only, not shared with other replicas and lost when it exits")
 	}
@@ -106,9 +112,10 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		return err
 	}
 	wf := workflow.New(workflow.Options{
-		Engine: engine, Store: st, Audit: audit.New(sink, log), TOTP: totp, Logger: log,
+		Engine: engine, Store: st, Audit: audit.New(sink, log), TOTP: totp, Logger: log, Observer: m,
 	})
 	eval := decision.NewEvaluator(engine, wf, log)
+	eval.Observe(m)
 	var clientsOnly decision.Authenticator
 	if cfg.Decisions.RequireToken {
 		clientsOnly = auth
@@ -124,6 +131,7 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		Engine:          engine,
 		Logger:          log,
 		APIs: []server.Registrar{
+			m,
 			api.New(wf, auth, log, cfg.Server.MaxBodyBytes),
 			decision.NewDataAPI(eval, clientsOnly, cfg.Decisions.SubjectField, cfg.Server.MaxBodyBytes),
 			decision.NewForwardAuth(eval, decision.ForwardAuthOptions{
@@ -163,6 +171,27 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 // starts) is looked for. Access does not wait for it: an elevation stops
 // granting at its end by itself.
 const sweepInterval = 250 * time.Millisecond
+
+// count is the pending requests and live elevations, for the metrics.
+func count(st store.Store) (pending, live int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err := st.Activations(ctx, store.ActivationFilter{Status: store.Pending})
+	if err != nil {
+		return 0, 0, err
+	}
+	l, err := st.Activations(ctx, store.ActivationFilter{Status: store.Live})
+	if err != nil {
+		return 0, 0, err
+	}
+	now := time.Now()
+	for _, a := range l {
+		if a.LiveAt(now) {
+			live++
+		}
+	}
+	return len(p), live, nil
+}
 
 // openStore opens Redis when configured, else the in-process store.
 func openStore(cfg config.StoreConfig) (store.Store, audit.Sink, identity.Secrets, error) {

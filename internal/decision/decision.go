@@ -26,13 +26,24 @@ type Elevations interface {
 	Elevations(ctx context.Context, subject string, now time.Time) ([]workflow.Elevation, error)
 }
 
+// Observer is told of every decision, for metrics.
+type Observer interface {
+	Decision(endpoint, outcome string, took time.Duration)
+	FailedClosed(endpoint, reason string)
+	Evaluation(query string, took time.Duration)
+}
+
 // Evaluator evaluates gateway decisions.
 type Evaluator struct {
 	engine     *policy.Engine
 	elevations Elevations
 	log        logrus.FieldLogger
 	now        func() time.Time
+	obs        Observer
 }
+
+// Observe reports every decision to o.
+func (e *Evaluator) Observe(o Observer) { e.obs = o }
 
 // NewEvaluator returns an Evaluator.
 func NewEvaluator(engine *policy.Engine, elevations Elevations, log logrus.FieldLogger) *Evaluator {
@@ -94,7 +105,33 @@ func (e *Evaluator) Evaluate(ctx context.Context, r Request) Result {
 	} else {
 		e.log.WithFields(fields).Info("decision")
 	}
+	if e.obs != nil {
+		endpoint, _ := r.Log["endpoint"].(string)
+		e.obs.Decision(endpoint, res.outcome(), time.Since(started))
+		if res.Failed != "" {
+			e.obs.FailedClosed(endpoint, res.Failed)
+		}
+	}
 	return res
+}
+
+// outcome names a result for metrics: failed, allow (true, or an object
+// whose allow or allowed is true), or deny.
+func (r Result) outcome() string {
+	if r.Failed != "" {
+		return "failed"
+	}
+	switch v := r.Value.(type) {
+	case bool:
+		if v && r.Defined {
+			return "allow"
+		}
+	case map[string]any:
+		if v["allow"] == true || v["allowed"] == true {
+			return "allow"
+		}
+	}
+	return "deny"
 }
 
 func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string, error) {
@@ -118,7 +155,11 @@ func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string,
 			return nil, false, ReasonBadInput, err
 		}
 	}
+	started := time.Now()
 	v, err := e.engine.Eval(ctx, r.Query, value)
+	if e.obs != nil {
+		e.obs.Evaluation(r.Query.String(), time.Since(started))
+	}
 	switch {
 	case errors.Is(err, policy.ErrUndefined):
 		return nil, false, "", nil

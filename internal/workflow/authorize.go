@@ -77,9 +77,16 @@ func (s *Service) Authorize(ctx context.Context, c Caller, r AuthorizeRequest) (
 			d.Elevation = res["elevation"]
 		}
 	}
-	if err != nil {
+	outcome := "deny"
+	switch {
+	case err != nil:
 		d.Allow, d.Reason, d.Error = false, "no decision could be made: denied", failure(err)
+		outcome = "failed"
+		s.obs.FailedClosed("authorize", d.Error)
+	case d.Allow:
+		outcome = "allow"
 	}
+	s.obs.Decision("authorize", outcome, time.Since(started))
 	s.log.WithFields(logrus.Fields{
 		"decision_id": d.DecisionID, "request_id": c.RequestID, "path": policy.AuthzDecision.String(),
 		"caller": c.Principal, "subject": subject, "action": r.Action, "scope": sc,

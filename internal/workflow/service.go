@@ -60,6 +60,13 @@ type Caller struct {
 	RequestID string
 }
 
+// Observer is told of what the service does, for metrics.
+type Observer interface {
+	Event(typ, role string)
+	Decision(endpoint, outcome string, took time.Duration)
+	FailedClosed(endpoint, reason string)
+}
+
 // Options configure a Service.
 type Options struct {
 	Engine *policy.Engine
@@ -69,6 +76,8 @@ type Options struct {
 	Logger logrus.FieldLogger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Observer, when set, is told of events and decisions.
+	Observer Observer
 }
 
 // Service is the workflow. It holds no state of its own: replicas share
@@ -80,6 +89,7 @@ type Service struct {
 	totp   *identity.TOTP
 	log    logrus.FieldLogger
 	now    func() time.Time
+	obs    Observer
 }
 
 // New returns the workflow service.
@@ -87,8 +97,17 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{engine: o.Engine, store: o.Store, audit: o.Audit, totp: o.TOTP, log: o.Logger, now: o.Now}
+	if o.Observer == nil {
+		o.Observer = unobserved{}
+	}
+	return &Service{engine: o.Engine, store: o.Store, audit: o.Audit, totp: o.TOTP, log: o.Logger, now: o.Now, obs: o.Observer}
 }
+
+type unobserved struct{}
+
+func (unobserved) Event(string, string)                   {}
+func (unobserved) Decision(string, string, time.Duration) {}
+func (unobserved) FailedClosed(string, string)            {}
 
 // Actor of what the service does by itself.
 const system = "elevate"
@@ -97,6 +116,7 @@ const system = "elevate"
 // a failure to keep the event is logged loudly by the audit log and does not
 // undo it.
 func (s *Service) record(ctx context.Context, e audit.Event) {
+	s.obs.Event(string(e.Type), e.Role)
 	_ = s.audit.Record(ctx, e)
 }
 

@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/elevatepdp/elevate/test/elevatetest"
+	"github.com/elevatepdp/elevate/test/harness"
+)
+
+// metric reads one sample of /metrics (0 when absent): the first of name
+// whose labels include the given pairs.
+func metric(t *testing.T, s *elevatetest.Server, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	line := regexp.MustCompile(`^([a-z_]+)(\{(.*)\})? (\S+)$`)
+	for _, l := range strings.Split(string(body), "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil || m[1] != name {
+			continue
+		}
+		matches := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			if !strings.Contains(","+m[3]+",", ","+labels[i]+`="`+labels[i+1]+`",`) {
+				matches = false
+			}
+		}
+		if matches {
+			v, _ := strconv.ParseFloat(m[4], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// Each metric is there and moves when its thing happens.
+func TestMetrics(t *testing.T) {
+	redis := harness.Redis(t)
+	s := elevatetest.Start(t, elevatetest.Options{Demo: true, RedisURL: redis.URL})
+	sophia, perparim := s.Token(t, "sophia"), s.Token(t, "perparim")
+
+	if metric(t, s, "elevate_policy_info") != 1 || metric(t, s, "elevate_policy_loaded_timestamp_seconds") == 0 {
+		t.Fatal("no policy info")
+	}
+	s.Do(t, "POST", "/v1/authorize", sophia, map[string]any{"action": "users.create"}).Want(t, 200)
+	if metric(t, s, "elevate_decisions_total", "endpoint", "authorize", "outcome", "deny") != 1 {
+		t.Error("authorize denial not counted")
+	}
+	s.Do(t, "POST", "/v1/data/pim/authz/allow", "", map[string]any{"input": map[string]any{"subject": s.Principal(t, "perparim"), "action": "roles.read"}}).Want(t, 200)
+	if metric(t, s, "elevate_decisions_total", "endpoint", "data", "outcome", "allow") != 1 {
+		t.Error("Data API allowance not counted")
+	}
+	if metric(t, s, "elevate_decision_duration_seconds_count", "endpoint", "data") != 1 ||
+		metric(t, s, "elevate_policy_evaluation_duration_seconds_count", "query", "data.pim.authz.allow") != 1 {
+		t.Error("decision or evaluation time not observed")
+	}
+	if metric(t, s, "elevate_store_duration_seconds_count", "operation", "elevations") < 2 {
+		t.Error("store reads not timed")
+	}
+
+	req := s.Do(t, "POST", "/v1/activations", sophia, map[string]any{
+		"role": "user-administrator", "justification": "Onboarding three new hires",
+		"mfa": map[string]any{"totp": s.TOTP(t, "sophia", 0)},
+	}).Want(t, 202)
+	if metric(t, s, "elevate_workflow_events_total", "type", "activation.requested", "role", "user-administrator") != 1 {
+		t.Error("activation request not counted")
+	}
+	s.Do(t, "POST", "/v1/activations/"+req["id"].(string)+"/approve", perparim, map[string]any{"justification": "ok"}).Want(t, 200)
+	if metric(t, s, "elevate_workflow_events_total", "type", "activation.approved", "role", "user-administrator") != 1 ||
+		metric(t, s, "elevate_workflow_events_total", "type", "activation.activated", "role", "user-administrator") != 1 {
+		t.Error("approval and activation not counted")
+	}
+	// Counted on the first scrape after the start; cached for a while.
+	if metric(t, s, "elevate_active_elevations") > 1 || metric(t, s, "elevate_pending_requests") > 1 {
+		t.Error("implausible gauges")
+	}
+
+	redis.Stop(t)
+	s.Do(t, "POST", "/v1/data/pim/authz/allow", "", map[string]any{"input": map[string]any{"subject": "x@y", "action": "a"}}).Want(t, 403)
+	if metric(t, s, "elevate_decisions_failed_closed_total", "endpoint", "data", "reason", "store_unavailable") != 1 {
+		t.Error("fail-closed denial not counted")
+	}
+	if metric(t, s, "elevate_store_errors_total", "operation", "assignments") < 1 {
+		t.Error("store error not counted")
+	}
+	redis.Start(t)
+}
