@@ -333,8 +333,16 @@ func (a *API) authorize(c *gin.Context) {
 	c.JSON(http.StatusOK, d)
 }
 
+// audit answers GET /v1/audit: the events passing the filters, oldest
+// first, a page of at most limit (default 1000) after after_seq. format is
+// json (default; {"events", "next_after_seq" when more remain, "anchor"
+// when the trail was trimmed}), jsonl (one event per line, after an anchor
+// line when the page starts at the oldest retained event) or csv. Every
+// format also says X-Next-After-Seq when more remain, so jsonl and csv can
+// be paged as well.
 func (a *API) audit(c *gin.Context) {
-	f := audit.Filter{Principal: c.Query("principal"), Role: c.Query("role"), Type: audit.Type(c.Query("type"))}
+	const defaultLimit = 1000
+	f := audit.Filter{Principal: c.Query("principal"), Role: c.Query("role"), Type: audit.Type(c.Query("type")), Limit: defaultLimit}
 	var errs []string
 	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		if v := c.Query(name); v != "" {
@@ -352,15 +360,67 @@ func (a *API) audit(c *gin.Context) {
 		}
 		f.Limit = n
 	}
+	if v := c.Query("after_seq"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Sprintf("after_seq: %q is not a seq (0 or more)", v))
+		}
+		f.AfterSeq = n
+	}
+	format := audit.Format(c.DefaultQuery("format", string(audit.JSON)))
+	if !format.Known() {
+		errs = append(errs, fmt.Sprintf("format: %q is not one of json, jsonl, csv", format))
+	}
 	if errs != nil {
 		sort.Strings(errs)
 		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values", errs)
 		return
 	}
+	// One event more than the page tells whether another page follows.
+	limit := f.Limit
+	f.Limit++
+	var anchor audit.Anchor
+	f.AnchorOut = &anchor
 	events, err := a.wf.Audit(c.Request.Context(), caller(c), f)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"events": events})
+	var next int64
+	if len(events) > limit {
+		events = events[:limit]
+		next = events[limit-1].Seq
+		c.Header("X-Next-After-Seq", strconv.FormatInt(next, 10))
+	}
+	if format == audit.JSON {
+		body := gin.H{"events": events}
+		if next > 0 {
+			body["next_after_seq"] = next
+		}
+		if !anchor.IsZero() {
+			body["anchor"] = anchor
+		}
+		c.JSON(http.StatusOK, body)
+		return
+	}
+	// The anchor belongs to a page that starts at the oldest retained
+	// event; on a later page a reader gluing pages together would find it
+	// in the middle.
+	var withAnchor *audit.Anchor
+	if f.AfterSeq <= anchor.Seq {
+		withAnchor = &anchor
+	}
+	c.Header("Content-Type", format.ContentType())
+	c.Status(http.StatusOK)
+	x, err := audit.NewExportWriter(c.Writer, format, withAnchor)
+	if err == nil {
+		err = x.Write(events...)
+	}
+	if err == nil {
+		err = x.Close()
+	}
+	if err != nil {
+		// The status is sent; all that is left is to say so in the log.
+		a.logError(c, fmt.Errorf("write the audit %s export: %w", format, err))
+	}
 }

@@ -1,7 +1,3 @@
-// Package audit records every change of Elevate's state as one structured
-// event: written through the process log (JSON, for collectors) and kept in
-// a Sink that the API reads back (a Redis Stream shared by every replica, or
-// a list in this process).
 package audit
 
 import (
@@ -9,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -36,8 +34,29 @@ const (
 	TOTPEnrolled        Type = "mfa.totp_enrolled"
 )
 
-// Event is one audited fact.
+// Types are all the event types, so a filter naming another can be refused
+// rather than silently match nothing.
+var Types = []Type{
+	AssignmentCreated, AssignmentRemoved, ActivationRequested, MFAFailed, PolicyDenied, Approved, Denied,
+	Cancelled, Activated, Deactivated, Extended, Expired, TimedOut, Revoked, TOTPEnrolled,
+}
+
+// Known reports whether t is one of Types.
+func (t Type) Known() bool { return slices.Contains(Types, t) }
+
+// Event is one audited fact, and a link of the chain (see the package doc):
+// Seq, PrevHash and Hash are set by the sink that keeps it.
+//
+// Its JSON form is written by MarshalJSON: the canonical form plus "hash",
+// so every rendering of an event (the API, exports, what Redis holds) can be
+// checked with the shell recipe of the package doc.
 type Event struct {
+	// Seq numbers the events of the trail 1, 2, 3... without gaps.
+	Seq int64 `json:"seq"`
+	// PrevHash is the Hash of the event before (Genesis for the first).
+	PrevHash string `json:"prev_hash"`
+	// Hash is hex(SHA-256(PrevHash + "\n" + Canonical(event))).
+	Hash string    `json:"hash"`
 	ID   string    `json:"id"`
 	Time time.Time `json:"time"`
 	Type Type      `json:"type"`
@@ -57,6 +76,13 @@ type Event struct {
 	Reason        string     `json:"reason,omitempty"`
 }
 
+// MarshalJSON writes the canonical form with "hash" added (in its sorted
+// place), so a stored or exported event re-encodes to exactly what was
+// hashed.
+func (e Event) MarshalJSON() ([]byte, error) {
+	return appendEvent(nil, e, true)
+}
+
 // Filter selects events; zero fields match everything.
 type Filter struct {
 	Principal string
@@ -64,30 +90,61 @@ type Filter struct {
 	Type      Type
 	Since     time.Time
 	Until     time.Time
+	// AfterSeq skips the events up to and including this seq: the cursor of
+	// paging (the next page starts after the last seq of this one).
+	AfterSeq int64
 	// Limit caps the number of events returned (the oldest first).
 	Limit int
+	// AnchorOut, when not nil, receives the trail's anchor (zero when
+	// nothing was ever trimmed), read in the same snapshot as the first
+	// events so the two agree. It is an out parameter rather than a result
+	// because the filter passes unchanged through layers that only forward
+	// it (workflow.Service.Audit).
+	AnchorOut *Anchor
 }
 
-// Match reports whether e passes the filter.
+// Match reports whether e passes the filter (AfterSeq included; Limit and
+// AnchorOut are not about one event).
 func (f Filter) Match(e Event) bool {
-	return (f.Principal == "" || f.Principal == e.Principal) &&
+	return e.Seq > f.AfterSeq &&
+		(f.Principal == "" || f.Principal == e.Principal) &&
 		(f.Role == "" || f.Role == e.Role) &&
 		(f.Type == "" || f.Type == e.Type) &&
 		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
 		(f.Until.IsZero() || e.Time.Before(f.Until))
 }
 
-// Sink keeps events for reading back.
+// Sink keeps events for reading back. It owns the chain: Append sets the
+// event's Seq, PrevHash and Hash so that appends from every writer sharing
+// the sink (every replica, for Redis) form one chain without gaps or forks.
 type Sink interface {
-	Append(ctx context.Context, e Event) error
+	// Append chains e after the newest event, keeps it and returns it as
+	// kept (chained and normalised: times in UTC, strings valid UTF-8).
+	Append(ctx context.Context, e Event) (Event, error)
+	// Events returns the events passing f, oldest (lowest seq) first.
 	Events(ctx context.Context, f Filter) ([]Event, error)
 }
 
+// Trimmer is a Sink with a retention to apply (see Retention).
+type Trimmer interface {
+	// Trim removes the events the retention no longer keeps, moves the
+	// anchor to the newest of them, and returns how many it removed.
+	Trim(ctx context.Context) (int, error)
+}
+
+// trimEvery is how many Records of one Log pass between two trims of its
+// sink (the first Record trims too, so a restart with a shorter retention
+// applies it at once). Trimming reads the oldest events, so it is not done
+// on every append; a trail may hold up to trimEvery-1 events beyond its
+// retention per replica in between.
+const trimEvery = 100
+
 // Log records events to the process log and a sink.
 type Log struct {
-	sink Sink
-	log  logrus.FieldLogger
-	now  func() time.Time
+	sink    Sink
+	log     logrus.FieldLogger
+	now     func() time.Time
+	records atomic.Int64
 }
 
 // New returns a Log writing to sink and log.
@@ -95,15 +152,21 @@ func New(sink Sink, log logrus.FieldLogger) *Log {
 	return &Log{sink: sink, log: log, now: time.Now}
 }
 
-// Record gives e an id and time when it has none, logs it and appends it to
-// the sink. It outlives the caller's context, so a client hanging up does
-// not lose the record of what it caused.
+// Record gives e an id and time when it has none, appends it to the sink
+// (which chains it) and logs it. It outlives the caller's context, so a
+// client hanging up does not lose the record of what it caused. The event
+// is logged even when the sink fails, so it is not lost from both.
 func (l *Log) Record(ctx context.Context, e Event) error {
+	ctx = context.WithoutCancel(ctx)
 	if e.ID == "" {
 		e.ID = newID()
 	}
 	if e.Time.IsZero() {
 		e.Time = l.now().UTC()
+	}
+	kept, err := l.sink.Append(ctx, e)
+	if err == nil {
+		e = kept
 	}
 	fields := logrus.Fields{
 		"audit": true, "event_id": e.ID, "type": string(e.Type), "actor": e.Actor,
@@ -123,10 +186,22 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	if e.ExpiresAt != nil {
 		fields["expires_at"] = e.ExpiresAt.Format(time.RFC3339Nano)
 	}
+	if err == nil {
+		// A second copy of the chain's links, for comparing the log with
+		// the store.
+		fields["seq"], fields["hash"] = e.Seq, e.Hash
+	}
 	l.log.WithFields(fields).Info("audit")
-	if err := l.sink.Append(context.WithoutCancel(ctx), e); err != nil {
+	if err != nil {
 		l.log.WithFields(logrus.Fields{"event_id": e.ID, "type": string(e.Type), "error": err.Error()}).Error("audit event not stored")
 		return fmt.Errorf("store audit event %s: %w", e.ID, err)
+	}
+	if t, ok := l.sink.(Trimmer); ok && l.records.Add(1)%trimEvery == 1 {
+		if n, err := t.Trim(ctx); err != nil {
+			l.log.WithField("error", err.Error()).Warn("audit retention not applied")
+		} else if n > 0 {
+			l.log.WithField("trimmed", n).Info("audit events past their retention removed")
+		}
 	}
 	return nil
 }

@@ -77,7 +77,7 @@ func TestMemorySink(t *testing.T) {
 func TestMemorySinkKeepsNewest(t *testing.T) {
 	s := NewMemorySink(2)
 	for i := range 3 {
-		_ = s.Append(context.Background(), Event{ID: fmt.Sprint(i)})
+		_, _ = s.Append(context.Background(), Event{ID: fmt.Sprint(i)})
 	}
 	got, _ := s.Events(context.Background(), Filter{})
 	if len(got) != 2 || got[0].ID != "1" {

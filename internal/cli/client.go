@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -568,15 +569,16 @@ so scripts can test it.`,
 }
 
 func newAuditCmd() *cobra.Command {
-	var f audit.Filter
-	var typ, since, until string
+	var af auditFilter
 	cmd := apiCommand(&cobra.Command{
 		Use:   "audit",
 		Short: "Read the audit trail (everyone's for admins, your own otherwise)",
-		Args:  args(cobra.NoArgs),
+		Long: `Read the audit trail, oldest first: everyone's events for admins, your own
+otherwise. 'audit export' writes it to a file, and 'audit verify' checks its
+hash chain in such a file or on the server.`,
+		Args: args(cobra.NoArgs),
 	}, func(ctx context.Context, c *client.Client, p printer, _ []string) error {
-		f.Type = audit.Type(typ)
-		events, err := c.Audit(ctx, f)
+		events, err := c.Audit(ctx, af.f)
 		if err != nil {
 			return err
 		}
@@ -599,34 +601,267 @@ func newAuditCmd() *cobra.Command {
 			}
 		})
 	})
-	fl := cmd.Flags()
-	fl.StringVar(&f.Principal, "principal", "", "only events about this principal")
-	fl.StringVar(&f.Role, "role", "", "only events about this role")
-	fl.StringVar(&typ, "type", "", "only events of this type, such as activation.approved")
-	fl.StringVar(&since, "since", "", "only events at or after this RFC 3339 time")
-	fl.StringVar(&until, "until", "", "only events before this RFC 3339 time")
-	fl.IntVar(&f.Limit, "limit", 0, "at most this many events (the oldest first)")
+	af.flags(cmd)
+	cmd.Flags().IntVar(&af.f.Limit, "limit", 0, "at most this many events (the oldest first)")
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
-		if cmd.Flags().Changed("limit") && f.Limit < 1 {
-			return usageError{fmt.Errorf("--limit %d: give a positive number", f.Limit)}
+		if cmd.Flags().Changed("limit") && af.f.Limit < 1 {
+			return usageError{fmt.Errorf("--limit %d: give a positive number", af.f.Limit)}
 		}
-		from, err := parseTime("since", since)
-		if err != nil {
-			return err
+		return af.parse()
+	}
+	cmd.AddCommand(newAuditExportCmd(), newAuditVerifyCmd())
+	return cmd
+}
+
+// auditFilter is the filter flags of audit and audit export.
+type auditFilter struct {
+	f                 audit.Filter
+	typ, since, until string
+}
+
+func (af *auditFilter) flags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&af.f.Principal, "principal", "", "only events about this principal")
+	fl.StringVar(&af.f.Role, "role", "", "only events about this role")
+	fl.StringVar(&af.typ, "type", "", "only events of this type, such as activation.approved")
+	fl.StringVar(&af.since, "since", "", "only events at or after this RFC 3339 time")
+	fl.StringVar(&af.until, "until", "", "only events before this RFC 3339 time")
+}
+
+func (af *auditFilter) parse() error {
+	af.f.Type = audit.Type(af.typ)
+	from, err := parseTime("since", af.since)
+	if err != nil {
+		return err
+	}
+	to, err := parseTime("until", af.until)
+	if err != nil {
+		return err
+	}
+	if from != nil {
+		af.f.Since = *from
+	}
+	if to != nil {
+		af.f.Until = *to
+	}
+	return nil
+}
+
+// filtered reports whether any filter is set: such an export leaves events
+// out, so its chain cannot verify.
+func (af *auditFilter) filtered() bool {
+	return af.f.Principal != "" || af.f.Role != "" || af.f.Type != "" || af.since != "" || af.until != ""
+}
+
+// serverFlags are --server and --token alone, for the audit subcommands,
+// whose -o is not the output format of the other commands.
+func (c *conn) serverFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&c.server, "server", defaultServer, "Elevate server URL (env "+envServer+")")
+	f.StringVar(&c.token, "token", "", "bearer token (env "+envToken+"; prefer it: flags show in the process list)")
+}
+
+func newAuditExportCmd() *cobra.Command {
+	var af auditFilter
+	var cn conn
+	var format, file string
+	cmd := &cobra.Command{
+		Use:   "export [--format jsonl|json|csv] [-o FILE]",
+		Short: "Write the audit trail to a file, page by page",
+		Long: `Write the whole audit trail (or, with filters, the events passing them) to
+FILE, or to standard output. jsonl has one event per line, after a line
+{"anchor":...} when old events were trimmed; json is one object with
+"events" (and "anchor"); csv is for spreadsheets. A jsonl or json export of
+the whole trail can be checked with 'elevate audit verify FILE'; a filtered
+one leaves events out and cannot. FILE is written only once complete.`,
+		Args: args(cobra.NoArgs),
+		PreRunE: func(*cobra.Command, []string) error {
+			if err := oneOf("format", audit.Format(format), audit.Formats...); err != nil {
+				return err
+			}
+			return af.parse()
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, _, err := cn.client(cmd)
+			if err != nil {
+				return err
+			}
+			if af.filtered() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "elevate: note: a filtered export leaves events out: it will not verify")
+			}
+			return explain(cmd.ErrOrStderr(), exportAudit(cmd, cl, af.f, audit.Format(format), file))
+		},
+	}
+	cn.serverFlags(cmd)
+	af.flags(cmd)
+	cmd.Flags().StringVar(&format, "format", string(audit.JSONL), "jsonl, json or csv")
+	cmd.Flags().StringVarP(&file, "output", "o", "", "write to FILE (default: standard output)")
+	return cmd
+}
+
+// exportAudit writes the events passing f to file (standard output when
+// ""). A file is written beside its final name and renamed into place, so
+// a failed export never leaves a partial file that looks whole.
+func exportAudit(cmd *cobra.Command, cl *client.Client, f audit.Filter, format audit.Format, file string) (err error) {
+	out := cmd.OutOrStdout()
+	if file != "" {
+		dir, base := filepath.Split(file)
+		tmp, cerr := os.CreateTemp(dir, "."+base+".*.tmp") // mode 0600: the trail names people
+		if cerr != nil {
+			return fmt.Errorf("export: %w", cerr)
 		}
-		to, err := parseTime("until", until)
-		if err != nil {
-			return err
+		defer func() {
+			if cerr := tmp.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.Rename(tmp.Name(), file)
+			}
+			if err != nil {
+				_ = os.Remove(tmp.Name())
+			}
+		}()
+		out = tmp
+	}
+	var x *audit.ExportWriter
+	var n int
+	var first, last int64
+	err = cl.AuditPages(cmd.Context(), f, func(p client.AuditPage) error {
+		if x == nil {
+			var err error
+			if x, err = audit.NewExportWriter(out, format, p.Anchor); err != nil {
+				return err
+			}
 		}
-		if from != nil {
-			f.Since = *from
+		if len(p.Events) > 0 {
+			if n == 0 {
+				first = p.Events[0].Seq
+			}
+			last = p.Events[len(p.Events)-1].Seq
+			n += len(p.Events)
 		}
-		if to != nil {
-			f.Until = *to
+		return x.Write(p.Events...)
+	})
+	if err != nil {
+		return err
+	}
+	if err := x.Close(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if file != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "elevate: exported %s to %s\n", span(n, first, last), file)
+	}
+	return nil
+}
+
+// span is "N events, seq A..B".
+func span(n int, first, last int64) string {
+	if n == 0 {
+		return "0 events"
+	}
+	return fmt.Sprintf("%d events, seq %d..%d", n, first, last)
+}
+
+func newAuditVerifyCmd() *cobra.Command {
+	var cn conn
+	cmd := &cobra.Command{
+		Use:   "verify [FILE | --server URL]",
+		Short: "Check the audit trail's hash chain, in an export or on the server",
+		Long: `Recompute the audit trail's hash chain from a jsonl or json export (FILE), or
+from the whole trail on the server (with no FILE; it needs an admin's token,
+since anyone else reads only their own events). Prints "ok: N events, seq
+A..B", or the first bad event and what is wrong with it (altered, removed or
+reordered) and exits 1. It cannot tell that the newest events were cut off:
+compare the last seq and hash with ones you kept.`,
+		Args: args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if len(a) == 1 {
+				if cmd.Flags().Changed("server") || cmd.Flags().Changed("token") {
+					return usageError{errors.New("give FILE or --server, not both: a file is verified without a server")}
+				}
+				return verifyAuditFile(cmd.OutOrStdout(), a[0])
+			}
+			cl, _, err := cn.client(cmd)
+			if err != nil {
+				return err
+			}
+			return explain(cmd.ErrOrStderr(), verifyAuditServer(cmd, cl))
+		},
+	}
+	cn.serverFlags(cmd)
+	return cmd
+}
+
+func verifyAuditFile(out io.Writer, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	x, err := audit.ReadExport(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	var ce *audit.ChainError
+	switch err := x.Verify(); {
+	case errors.As(err, &ce):
+		where := fmt.Sprintf("event %d of %s", ce.Index+1, file)
+		if x.Lines != nil {
+			where = fmt.Sprintf("line %d of %s", x.Lines[ce.Index], file)
+		}
+		fmt.Fprintf(out, "broken at seq %d (%s): %s: %s\n", ce.Seq, where, ce.Problem, clean(ce.Detail))
+		return errFailed
+	case err != nil:
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	n := len(x.Events)
+	var first, last int64
+	if n > 0 {
+		first, last = x.Events[0].Seq, x.Events[n-1].Seq
+	}
+	fmt.Fprintf(out, "ok: %s%s\n", span(n, first, last), anchored(x.Anchor))
+	return nil
+}
+
+// verifyAuditServer verifies the whole trail as the server pages it out,
+// one page in memory at a time. It sends no filter: a filtered trail
+// leaves events out and cannot verify.
+func verifyAuditServer(cmd *cobra.Command, cl *client.Client) error {
+	var v *audit.Verifier
+	var anchor *audit.Anchor
+	err := cl.AuditPages(cmd.Context(), audit.Filter{}, func(p client.AuditPage) error {
+		if v == nil {
+			var err error
+			anchor = p.Anchor
+			if v, err = audit.NewVerifier(anchor); err != nil {
+				return err
+			}
+		}
+		for _, e := range p.Events {
+			if err := v.Next(e); err != nil {
+				return err
+			}
 		}
 		return nil
+	})
+	var ce *audit.ChainError
+	switch {
+	case errors.As(err, &ce):
+		fmt.Fprintf(cmd.OutOrStdout(), "broken at seq %d (event %d from the server): %s: %s\n", ce.Seq, ce.Index+1, ce.Problem, clean(ce.Detail))
+		fmt.Fprintln(cmd.ErrOrStderr(), "elevate: note: only admins read the whole trail; anyone else's events alone do not chain")
+		return errFailed
+	case err != nil:
+		return err
 	}
-	return cmd
+	fmt.Fprintf(cmd.OutOrStdout(), "ok: %s%s\n", span(v.Count(), v.First(), v.Head().Seq), anchored(anchor))
+	return nil
+}
+
+func anchored(a *audit.Anchor) string {
+	if a == nil || a.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf(" (anchored at seq %d)", a.Seq)
 }
 
 func newTOTPCmd() *cobra.Command {

@@ -81,7 +81,7 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	st, sink, secrets, err := openStore(cfg.Store)
+	st, sink, secrets, err := openStore(cfg.Store, cfg.Audit)
 	if err != nil {
 		return err
 	}
@@ -194,18 +194,25 @@ func count(st store.Store) (pending, live int, err error) {
 }
 
 // openStore opens Redis when configured, else the in-process store.
-func openStore(cfg config.StoreConfig) (store.Store, audit.Sink, identity.Secrets, error) {
+func openStore(cfg config.StoreConfig, keep config.AuditConfig) (store.Store, audit.Sink, identity.Secrets, error) {
+	retention := audit.Retention{MaxAge: time.Duration(keep.MaxAge), MaxEvents: keep.MaxEvents}
 	if cfg.RedisURL == "" {
 		m := memory.New(nil)
-		return m, audit.NewMemorySink(100_000), m, nil
+		if retention.MaxEvents == 0 || retention.MaxEvents > maxMemoryEvents {
+			retention.MaxEvents = maxMemoryEvents
+		}
+		return m, audit.NewMemorySinkWith(retention), m, nil
 	}
 	c, err := storeredis.Dial(cfg.RedisURL)
 	if err != nil {
 		return nil, nil, nil, &config.Error{Field: "store.redis_url", Err: err}
 	}
 	r := storeredis.New(c)
-	return r, audit.NewRedisSink(c, 0), r, nil
+	return r, audit.NewRedisSinkWith(c, retention), r, nil
 }
+
+// maxMemoryEvents bounds the in-process audit trail's memory.
+const maxMemoryEvents = 100_000
 
 // authenticator verifies API callers as configured. With nothing configured
 // the API refuses every call: there is no anonymous access.

@@ -357,8 +357,34 @@ func (c *Client) Authorize(ctx context.Context, r workflow.AuthorizeRequest) (wo
 }
 
 // Audit reads audit events: all of them for admins, the caller's own
-// otherwise.
+// otherwise; with f.Limit, at most that many. It follows the server's
+// pages, so it returns every event that passes f however many there are.
 func (c *Client) Audit(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
+	events := []audit.Event{}
+	err := c.AuditPages(ctx, f, func(p AuditPage) error {
+		events = append(events, p.Events...)
+		return nil
+	})
+	if f.Limit > 0 && len(events) > f.Limit {
+		events = events[:f.Limit]
+	}
+	return events, err
+}
+
+// AuditPage is one page of the audit trail (GET /v1/audit).
+type AuditPage struct {
+	Events []audit.Event `json:"events"`
+	// NextAfterSeq is the after_seq of the next page; 0 on the last.
+	NextAfterSeq int64 `json:"next_after_seq"`
+	// Anchor is where the retained trail starts (see package audit); nil
+	// when nothing was ever trimmed.
+	Anchor *audit.Anchor `json:"anchor"`
+}
+
+// AuditEvents reads one page: the events passing f with seq above
+// f.AfterSeq, at most f.Limit of them (the server's default, 1000, when
+// 0). f.AnchorOut is not sent; the page has the anchor.
+func (c *Client) AuditEvents(ctx context.Context, f audit.Filter) (AuditPage, error) {
 	q := values("principal", f.Principal, "role", f.Role, "type", string(f.Type))
 	if !f.Since.IsZero() {
 		q.Set("since", f.Since.Format(time.RFC3339Nano))
@@ -369,11 +395,42 @@ func (c *Client) Audit(ctx context.Context, f audit.Filter) ([]audit.Event, erro
 	if f.Limit != 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	var out struct {
-		Events []audit.Event `json:"events"`
+	if f.AfterSeq != 0 {
+		q.Set("after_seq", strconv.FormatInt(f.AfterSeq, 10))
 	}
+	var out AuditPage
 	err := c.call(ctx, http.MethodGet, "/v1/audit", q, nil, &out)
-	return out.Events, err
+	return out, err
+}
+
+// AuditPages reads the events passing f page by page, from f.AfterSeq on,
+// and hands each page to each in order; an error from each stops it. With
+// f.Limit it stops after that many events (the last page may hold more);
+// without, at the end of the trail. Pages are what the server sends by
+// default, so a trail of any length never has to be held whole.
+func (c *Client) AuditPages(ctx context.Context, f audit.Filter, each func(AuditPage) error) error {
+	want := f.Limit
+	for got := 0; ; {
+		if want > 0 {
+			f.Limit = want - got
+		}
+		p, err := c.AuditEvents(ctx, f)
+		if err != nil {
+			return err
+		}
+		if err := each(p); err != nil {
+			return err
+		}
+		got += len(p.Events)
+		if p.NextAfterSeq == 0 || want > 0 && got >= want {
+			return nil
+		}
+		// A cursor that does not move would loop for ever.
+		if p.NextAfterSeq <= f.AfterSeq {
+			return fmt.Errorf("GET /v1/audit: the server's next_after_seq %d does not move past %d", p.NextAfterSeq, f.AfterSeq)
+		}
+		f.AfterSeq = p.NextAfterSeq
+	}
 }
 
 // values builds a query of the non-empty pairs.

@@ -32,6 +32,7 @@ type Config struct {
 	Store     StoreConfig     `json:"store"`
 	Identity  identity.Config `json:"identity"`
 	Decisions DecisionsConfig `json:"decisions"`
+	Audit     AuditConfig     `json:"audit"`
 	Demo      DemoConfig      `json:"demo"`
 	Log       LogConfig       `json:"log"`
 }
@@ -90,6 +91,16 @@ type DecisionsConfig struct {
 	EnvoyDryRun bool `json:"envoy_dry_run"`
 }
 
+// AuditConfig is how long the audit trail is kept. Trimming records an
+// anchor, so the rest of the chain still verifies.
+type AuditConfig struct {
+	// MaxAge drops events older than this (0: keep all ages).
+	MaxAge Duration `json:"max_age"`
+	// MaxEvents keeps at most this many of the newest events (0: no limit;
+	// the in-process store keeps at most 100000 anyway).
+	MaxEvents int `json:"max_events"`
+}
+
 // DemoConfig is the demo tenant of the product brief.
 type DemoConfig struct {
 	// Enabled loads the demo tenant's assignments and gives each demo
@@ -112,6 +123,7 @@ type LogConfig struct {
 func Default() Config {
 	return Config{
 		Server: ServerConfig{Addr: "127.0.0.1:8181", GRPCAddr: "127.0.0.1:9191", ShutdownTimeout: Duration(10 * time.Second), MaxBodyBytes: 1 << 20},
+		Audit:  AuditConfig{MaxAge: Duration(30 * 24 * time.Hour)},
 		Decisions: DecisionsConfig{
 			SubjectField: "subject", ForwardAuthQuery: "data.pim.gateway.decision", EnvoyQuery: "data.envoy.authz.allow",
 		},
@@ -162,6 +174,8 @@ func Flags(fs *pflag.FlagSet, cfg *Config) {
 	fs.BoolVar(&cfg.Policy.Watch, "watch", cfg.Policy.Watch, "reload policies when files under the given paths change")
 	fs.Int64Var(&cfg.Server.MaxBodyBytes, "max-body-bytes", cfg.Server.MaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&cfg.Store.RedisURL, "redis-url", cfg.Store.RedisURL, "Redis URL (redis://, rediss://); empty keeps state in this process only")
+	fs.DurationVar((*time.Duration)(&cfg.Audit.MaxAge), "audit-max-age", time.Duration(cfg.Audit.MaxAge), "drop audit events older than this (0: keep)")
+	fs.IntVar(&cfg.Audit.MaxEvents, "audit-max-events", cfg.Audit.MaxEvents, "keep at most this many audit events (0: no limit)")
 	fs.BoolVar(&cfg.Demo.Enabled, "demo", cfg.Demo.Enabled, "load the demo tenant, with a token and TOTP secret per demo principal")
 	fs.StringVar(&cfg.Demo.Credentials, "demo-credentials", cfg.Demo.Credentials, "file to write the demo tokens and TOTP secrets to")
 	fs.StringVar(&cfg.Log.Level, "log-level", cfg.Log.Level, "log level: trace, debug, info, warn, error")
@@ -312,6 +326,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.RedisURL != "" && !strings.HasPrefix(c.Store.RedisURL, "redis://") && !strings.HasPrefix(c.Store.RedisURL, "rediss://") && !strings.HasPrefix(c.Store.RedisURL, "unix://") {
 		return &Error{Field: "store.redis_url", Err: errors.New("must be a redis://, rediss:// or unix:// URL")}
+	}
+	if c.Audit.MaxAge < 0 {
+		return &Error{Field: "audit.max_age", Err: errors.New("must not be negative")}
+	}
+	if c.Audit.MaxEvents < 0 {
+		return &Error{Field: "audit.max_events", Err: errors.New("must not be negative")}
 	}
 	if c.Demo.Enabled && c.Demo.Credentials == "" {
 		return &Error{Field: "demo.credentials", Err: errors.New("demo mode needs a file for the demo credentials (--demo-credentials)")}

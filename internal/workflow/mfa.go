@@ -45,6 +45,9 @@ func (s *Service) EnrollTOTP(ctx context.Context, c Caller, currentCode string) 
 // Audit reads audit events: all of them for admins, the caller's own for
 // anyone else.
 func (s *Service) Audit(ctx context.Context, c Caller, f audit.Filter) ([]audit.Event, error) {
+	if f.Type != "" && !f.Type.Known() {
+		return nil, invalid("type %q is not an audit event type", f.Type)
+	}
 	if f.Principal != "" {
 		p, err := Principal(f.Principal)
 		if err != nil {
