@@ -125,7 +125,9 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 	}
 	requested := event
 	requested.Type = audit.ActivationRequested
-	s.record(ctx, requested)
+	if err := s.commit(ctx, requested, nil); err != nil {
+		return store.Activation{}, err
+	}
 
 	mfa, err := s.mfa(ctx, c, r.MFA, now, event)
 	if err != nil {
@@ -192,7 +194,13 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 		return store.Activation{}, storeErr(err)
 	}
 	if act.Status == store.Live {
-		s.recordActivation(ctx, audit.Activated, c.Principal, c.RequestID, act)
+		undo := func(ctx context.Context) error {
+			_, err := s.store.UpdateActivation(ctx, end(act, store.Revoked, system, "the audit trail could not be written", s.now().UTC()))
+			return err
+		}
+		if err := s.commitActivation(ctx, audit.Activated, c.Principal, c.RequestID, act, undo); err != nil {
+			return store.Activation{}, err
+		}
 	}
 	return act, nil
 }
@@ -205,36 +213,42 @@ func start(act *store.Activation, now time.Time, d time.Duration) {
 	act.ActivatedAt, act.ExpiresAt = ptr(now), ptr(now.Add(d))
 }
 
-func (s *Service) recordActivation(ctx context.Context, t audit.Type, actor, requestID string, a store.Activation) {
-	s.record(ctx, audit.Event{
+func activationEvent(t audit.Type, actor, requestID string, a store.Activation) audit.Event {
+	return audit.Event{
 		Type: t, Actor: actor, Principal: a.Principal, Role: a.Role, Scope: a.Scope,
 		ActivationID: a.ID, AssignmentID: a.AssignmentID, RequestID: requestID,
 		Justification: a.Justification, ExpiresAt: a.ExpiresAt, Reason: a.EndReason,
-	})
+	}
+}
+
+// commitActivation is commit of an activation's event.
+func (s *Service) commitActivation(ctx context.Context, t audit.Type, actor, requestID string, a store.Activation, undo func(context.Context) error) error {
+	return s.commit(ctx, activationEvent(t, actor, requestID, a), undo)
 }
 
 // change reads an activation, lets next decide its new state, and stores it,
-// deciding again when another replica changed it in between.
-func (s *Service) change(ctx context.Context, id string, next func(store.Activation, time.Time) (store.Activation, error)) (store.Activation, error) {
+// deciding again when another replica changed it in between. It returns the
+// activation as it was and as it is now.
+func (s *Service) change(ctx context.Context, id string, next func(store.Activation, time.Time) (store.Activation, error)) (before, after store.Activation, err error) {
 	for range retries {
 		act, err := s.store.Activation(ctx, id)
 		if err != nil {
-			return store.Activation{}, storeErr(err)
+			return store.Activation{}, store.Activation{}, storeErr(err)
 		}
 		updated, err := next(act, s.now().UTC())
 		if err != nil {
-			return store.Activation{}, err
+			return store.Activation{}, store.Activation{}, err
 		}
 		stored, err := s.store.UpdateActivation(ctx, updated)
 		if errors.Is(err, store.ErrStale) {
 			continue
 		}
 		if err != nil {
-			return store.Activation{}, storeErr(err)
+			return store.Activation{}, store.Activation{}, storeErr(err)
 		}
-		return stored, nil
+		return act, stored, nil
 	}
-	return store.Activation{}, fmt.Errorf("activation %s kept changing: %w", id, store.ErrConflict)
+	return store.Activation{}, store.Activation{}, fmt.Errorf("activation %s kept changing: %w", id, store.ErrConflict)
 }
 
 // approval asks data.pim.approval.decision whether the caller may take
@@ -302,7 +316,7 @@ func (s *Service) Approve(ctx context.Context, c Caller, id, justification strin
 	if err := s.user(c, "approve"); err != nil {
 		return store.Activation{}, err
 	}
-	act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
+	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Status != store.Pending {
 			return act, notPending(act)
 		}
@@ -331,9 +345,14 @@ func (s *Service) Approve(ctx context.Context, c Caller, id, justification strin
 		Type: audit.Approved, Actor: c.Principal, Principal: act.Principal, Role: act.Role, Scope: act.Scope,
 		ActivationID: act.ID, RequestID: c.RequestID, Justification: justification,
 	}
-	s.record(ctx, approved)
+	undo := s.restore(before, act)
+	if err := s.commit(ctx, approved, undo); err != nil {
+		return store.Activation{}, err
+	}
 	if act.Status == store.Live {
-		s.recordActivation(ctx, audit.Activated, c.Principal, c.RequestID, act)
+		if err := s.commitActivation(ctx, audit.Activated, c.Principal, c.RequestID, act, undo); err != nil {
+			return store.Activation{}, err
+		}
 	}
 	return act, nil
 }
@@ -344,7 +363,7 @@ func (s *Service) Deny(ctx context.Context, c Caller, id, justification string) 
 	if err := s.user(c, "deny"); err != nil {
 		return store.Activation{}, err
 	}
-	act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
+	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Status != store.Pending {
 			return act, notPending(act)
 		}
@@ -356,7 +375,9 @@ func (s *Service) Deny(ctx context.Context, c Caller, id, justification string) 
 	if err != nil {
 		return store.Activation{}, err
 	}
-	s.recordActivation(ctx, audit.Denied, c.Principal, c.RequestID, act)
+	if err := s.commitActivation(ctx, audit.Denied, c.Principal, c.RequestID, act, s.restore(before, act)); err != nil {
+		return store.Activation{}, err
+	}
 	return act, nil
 }
 
@@ -367,7 +388,7 @@ func end(act store.Activation, status store.Status, by, reason string, now time.
 
 // Cancel withdraws the caller's own pending or scheduled request.
 func (s *Service) Cancel(ctx context.Context, c Caller, id, reason string) (store.Activation, error) {
-	act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
+	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
 			return act, notFound(act.ID)
 		}
@@ -379,14 +400,16 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id, reason string) (stor
 	if err != nil {
 		return store.Activation{}, err
 	}
-	s.recordActivation(ctx, audit.Cancelled, c.Principal, c.RequestID, act)
+	if err := s.commitActivation(ctx, audit.Cancelled, c.Principal, c.RequestID, act, s.restore(before, act)); err != nil {
+		return store.Activation{}, err
+	}
 	return act, nil
 }
 
 // Deactivate ends a live elevation early: its holder may, and so may an
 // admin of its scope.
 func (s *Service) Deactivate(ctx context.Context, c Caller, id, reason string) (store.Activation, error) {
-	act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
+	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
 			ok, err := s.admin(ctx, c, "activations.deactivate", act.Scope, now)
 			if err != nil {
@@ -404,7 +427,9 @@ func (s *Service) Deactivate(ctx context.Context, c Caller, id, reason string) (
 	if err != nil {
 		return store.Activation{}, err
 	}
-	s.recordActivation(ctx, audit.Deactivated, c.Principal, c.RequestID, act)
+	if err := s.commitActivation(ctx, audit.Deactivated, c.Principal, c.RequestID, act, s.restore(before, act)); err != nil {
+		return store.Activation{}, err
+	}
 	return act, nil
 }
 
@@ -429,7 +454,7 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 	}
 	var mfaChecked bool
 	var mfa any
-	act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
+	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
 			return act, notFound(act.ID)
 		}
@@ -483,6 +508,8 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 	if err != nil {
 		return store.Activation{}, err
 	}
-	s.recordActivation(ctx, audit.Extended, c.Principal, c.RequestID, act)
+	if err := s.commitActivation(ctx, audit.Extended, c.Principal, c.RequestID, act, s.restore(before, act)); err != nil {
+		return store.Activation{}, err
+	}
 	return act, nil
 }

@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -93,11 +94,17 @@ func (s *Service) CreateAssignment(ctx context.Context, c Caller, r AssignmentRe
 	if err := s.store.CreateAssignment(ctx, a); err != nil {
 		return store.Assignment{}, storeErr(err)
 	}
-	s.record(ctx, audit.Event{
+	undo := func(ctx context.Context) error {
+		_, _, err := s.store.DeleteAssignment(ctx, a.ID, system, s.now().UTC())
+		return err
+	}
+	if err := s.commit(ctx, audit.Event{
 		Type: audit.AssignmentCreated, Actor: c.Principal, Principal: a.Principal, Role: a.Role, Scope: a.Scope,
 		AssignmentID: a.ID, RequestID: c.RequestID, Justification: r.Justification, ExpiresAt: a.End,
 		Reason: string(a.Type),
-	})
+	}, undo); err != nil {
+		return store.Assignment{}, err
+	}
 	return a, nil
 }
 
@@ -220,10 +227,12 @@ func (s *Service) DeleteAssignment(ctx context.Context, c Caller, id string) (st
 	if err != nil {
 		return store.Assignment{}, nil, storeErr(err)
 	}
-	s.record(ctx, audit.Event{
+	if err := s.commit(ctx, audit.Event{
 		Type: audit.AssignmentRemoved, Actor: c.Principal, Principal: a.Principal, Role: a.Role, Scope: a.Scope,
 		AssignmentID: a.ID, RequestID: c.RequestID,
-	})
+	}, s.unremove(a, revoked)); err != nil {
+		return store.Assignment{}, nil, err
+	}
 	for _, r := range revoked {
 		s.record(ctx, audit.Event{
 			Type: audit.Revoked, Actor: c.Principal, Principal: r.Principal, Role: r.Role, Scope: r.Scope,
@@ -231,6 +240,34 @@ func (s *Service) DeleteAssignment(ctx context.Context, c Caller, id string) (st
 		})
 	}
 	return a, revoked, nil
+}
+
+// unremove undoes DeleteAssignment: the assignment back, and what it
+// revoked back as it was (an elevation whose time ran out meanwhile stays
+// ended).
+func (s *Service) unremove(a store.Assignment, revoked []store.Activation) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := s.store.CreateAssignment(ctx, a); err != nil {
+			return err
+		}
+		var errs []error
+		for _, r := range revoked {
+			before := r
+			before.EndedAt, before.EndedBy, before.EndReason = nil, "", ""
+			switch {
+			case r.ActivatedAt != nil:
+				before.Status = store.Live
+			case r.StartAt != nil && r.Deadline == nil:
+				before.Status = store.Scheduled
+			default:
+				before.Status = store.Pending
+			}
+			if _, err := s.store.UpdateActivation(ctx, before); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
 }
 
 // MyRoles is the brief's "My roles": what the caller may activate, what it

@@ -33,12 +33,15 @@ func (s *Service) EnrollTOTP(ctx context.Context, c Caller, currentCode string) 
 			return identity.Enrollment{}, fmt.Errorf("%w: verify TOTP: %v", ErrUnavailable, err)
 		}
 	}
+	// A replaced secret cannot be put back, so the event is kept first.
+	event.Type = audit.TOTPEnrolled
+	if err := s.commit(ctx, event, nil); err != nil {
+		return identity.Enrollment{}, err
+	}
 	en, err := s.totp.Enroll(ctx, c.Principal)
 	if err != nil {
 		return identity.Enrollment{}, fmt.Errorf("%w: enrol TOTP: %v", ErrUnavailable, err)
 	}
-	event.Type = audit.TOTPEnrolled
-	s.record(ctx, event)
 	return en, nil
 }
 

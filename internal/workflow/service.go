@@ -112,12 +112,40 @@ func (unobserved) FailedClosed(string, string)            {}
 // Actor of what the service does by itself.
 const system = "elevate"
 
-// record writes an audit event. The state change it reports has happened;
-// a failure to keep the event is logged loudly by the audit log and does not
-// undo it.
+// record writes an audit event of something that changed no state (a
+// request, a denial). Losing it is logged loudly by the audit log.
 func (s *Service) record(ctx context.Context, e audit.Event) {
 	s.obs.Event(string(e.Type), e.Role)
 	_ = s.audit.Record(ctx, e)
+}
+
+// commit writes the audit event of a state change that has been made. When
+// the event cannot be kept, undo (when not nil) puts the state back and the
+// caller gets ErrUnavailable: no API call succeeds, and no elevation stays,
+// without its audit event.
+func (s *Service) commit(ctx context.Context, e audit.Event, undo func(context.Context) error) error {
+	err := s.audit.Record(ctx, e)
+	if err == nil {
+		s.obs.Event(string(e.Type), e.Role)
+		return nil
+	}
+	if undo != nil {
+		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
+			s.log.WithFields(logrus.Fields{"type": string(e.Type), "activation_id": e.ActivationID,
+				"assignment_id": e.AssignmentID, "error": uerr.Error()}).Error("a change whose audit event was lost could not be undone")
+		}
+	}
+	return fmt.Errorf("%w: the audit trail could not be written, so nothing was changed: %v", ErrUnavailable, err)
+}
+
+// restore undoes a change of an activation: before, stored again over
+// after.
+func (s *Service) restore(before, after store.Activation) func(context.Context) error {
+	return func(ctx context.Context) error {
+		before.Version = after.Version
+		_, err := s.store.UpdateActivation(ctx, before)
+		return err
+	}
 }
 
 func newID(prefix string) string {

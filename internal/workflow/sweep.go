@@ -66,7 +66,11 @@ func (s *Service) sweepOne(ctx context.Context, act store.Activation) {
 		s.log.WithFields(logrus.Fields{"activation_id": act.ID, "error": err.Error()}).Debug("due activation not changed")
 		return
 	}
-	s.recordActivation(ctx, event, system, "", stored)
+	// The transition happened once, here; its event cannot be undone into
+	// the past (an expiry stays an expiry), so a lost event is only logged.
+	if err := s.commitActivation(ctx, event, system, "", stored, nil); err != nil {
+		s.log.WithFields(logrus.Fields{"activation_id": stored.ID, "error": err.Error()}).Error("audit event of a due transition lost")
+	}
 }
 
 // Run sweeps every interval until ctx ends.

@@ -17,6 +17,8 @@ import (
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/store"
 	"github.com/elevatepdp/elevate/internal/store/memory"
+	storeredis "github.com/elevatepdp/elevate/internal/store/redis"
+	"github.com/elevatepdp/elevate/test/harness"
 )
 
 // These tests drive the service on the shipped policies with a clock they
@@ -54,14 +56,49 @@ const roles = `{"pim": {"roles": {
 
 type env struct {
 	svc   *Service
-	store *memory.Store
+	store store.Store
 	clock *clock
 	audit *audit.MemorySink
+	flaky *flakySink
+}
+
+// flakySink fails the appends after the first ok more, from when armed: the
+// audit trail going away between a state change and its event.
+type flakySink struct {
+	audit.Sink
+	mu    sync.Mutex
+	armed bool
+	ok    int
+}
+
+func (f *flakySink) failAfter(ok int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.armed, f.ok = true, ok
+}
+
+func (f *flakySink) Append(ctx context.Context, e audit.Event) (audit.Event, error) {
+	f.mu.Lock()
+	fail := f.armed && f.ok == 0
+	if f.armed && f.ok > 0 {
+		f.ok--
+	}
+	f.mu.Unlock()
+	if fail {
+		return audit.Event{}, errors.New("audit trail unavailable")
+	}
+	return f.Sink.Append(ctx, e)
 }
 
 var ctx = context.Background()
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith runs on st, or on a memory store reading the test's clock.
+func newEnvWith(t *testing.T, st store.Store) *env {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "roles.json"), []byte(roles), 0o644); err != nil {
@@ -74,12 +111,17 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	c := &clock{now: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}
-	st := memory.New(c.Now)
+	if st == nil {
+		st = memory.New(c.Now)
+	} else {
+		c.now = time.Now().UTC()
+	}
 	sink := audit.NewMemorySink(1000)
+	flaky := &flakySink{Sink: sink}
 	e := &env{
-		svc: New(Options{Engine: engine, Store: st, Audit: audit.New(sink, log),
-			TOTP: identity.NewTOTP(st, identity.TOTPConfig{}), Logger: log, Now: c.Now}),
-		store: st, clock: c, audit: sink,
+		svc: New(Options{Engine: engine, Store: st, Audit: audit.New(flaky, log),
+			TOTP: identity.NewTOTP(memory.New(c.Now), identity.TOTPConfig{}), Logger: log, Now: c.Now}),
+		store: st, clock: c, audit: sink, flaky: flaky,
 	}
 	for _, a := range []store.Assignment{
 		{ID: "admin", Principal: "root@x", Role: "privileged-role-administrator", Scope: "/", Type: store.Active},
@@ -286,5 +328,82 @@ func TestAssignmentWindows(t *testing.T) {
 	}
 	if _, err := e.svc.CreateAssignment(ctx, user("sam@x"), AssignmentRequest{Principal: "zed@x", Role: "ops"}); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("a non-admin assigning: %v", err)
+	}
+}
+
+// No state change outlives the loss of its audit event: the API call fails
+// with ErrUnavailable and the change is undone (or never made).
+func TestAuditLossUndoesTheChange(t *testing.T) {
+	stores := map[string]func(t *testing.T) *env{
+		"memory": newEnv,
+		"redis":  func(t *testing.T) *env { return newEnvWith(t, storeredis.New(harness.Redis(t).Client(t))) },
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			e := open(t)
+			for _, a := range []store.Assignment{
+				{ID: "admin", Principal: "root@x", Role: "privileged-role-administrator", Scope: "/", Type: store.Active},
+				{ID: "a-ops", Principal: "sam@x", Role: "ops", Scope: "/", Type: store.Eligible},
+			} {
+				_ = e.store.CreateAssignment(ctx, a)
+			}
+			live := func() int {
+				got, err := e.store.Elevations(ctx, "sam@x", e.clock.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(got)
+			}
+
+			// The request is kept, the activation's event is lost: undone.
+			e.flaky.failAfter(1)
+			if _, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops"}); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("activation with its event lost: %v", err)
+			}
+			if live() != 0 {
+				t.Fatal("an elevation stayed without its audit event")
+			}
+
+			// Nothing is kept: nothing changes.
+			e.flaky.failAfter(0)
+			if _, err := e.svc.CreateAssignment(ctx, user("root@x"), AssignmentRequest{Principal: "zed@x", Role: "ops"}); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("assignment with its event lost: %v", err)
+			}
+			if got, _ := e.store.Assignments(ctx, store.AssignmentFilter{Principal: "zed@x"}); len(got) != 0 {
+				t.Fatal("an assignment stayed without its audit event")
+			}
+
+			// A live elevation: removing its eligibility, then deactivating
+			// it, each with the event lost, leaves it live.
+			e.flaky.failAfter(1000)
+			act, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.flaky.failAfter(0)
+			if _, _, err := e.svc.DeleteAssignment(ctx, user("root@x"), "a-ops"); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("removal with its event lost: %v", err)
+			}
+			if _, err := e.store.Assignment(ctx, "a-ops"); err != nil {
+				t.Fatal("an assignment was removed without its audit event")
+			}
+			if live() != 1 {
+				t.Fatal("the elevation of an assignment whose removal was undone stayed revoked")
+			}
+			e.flaky.failAfter(0)
+			if _, err := e.svc.Deactivate(ctx, user("sam@x"), act.ID, "done"); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("deactivation with its event lost: %v", err)
+			}
+			if live() != 1 {
+				t.Fatal("deactivated without its audit event")
+			}
+			e.flaky.failAfter(1000)
+			if _, err := e.svc.Deactivate(ctx, user("sam@x"), act.ID, "done"); err != nil {
+				t.Fatalf("deactivation once the trail is back: %v", err)
+			}
+			if live() != 0 {
+				t.Fatal("still live after deactivation")
+			}
+		})
 	}
 }
