@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
@@ -89,7 +90,7 @@ func (d *DataAPI) serve(c *gin.Context) {
 			Input *any `json:"input"`
 		}
 		if len(body) > 0 {
-			if err := decodeJSON(body, &req); err != nil {
+			if err := util.UnmarshalJSON(body, &req); err != nil {
 				c.AbortWithStatusJSON(http.StatusBadRequest, opaError{Code: "invalid_parameter", Message: "body contains malformed input document: " + err.Error(), Errors: []string{}})
 				return
 			}

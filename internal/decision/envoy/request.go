@@ -12,8 +12,6 @@
 package envoy
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/open-policy-agent/opa/v1/util"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -61,7 +60,7 @@ func Input(req *authv3.CheckRequest) (map[string]any, error) {
 		return nil, fmt.Errorf("encode check request: %w", err)
 	}
 	var input map[string]any
-	if err := decodeJSON(b, &input); err != nil {
+	if err := util.UnmarshalJSON(b, &input); err != nil {
 		return nil, fmt.Errorf("decode check request: %w", err)
 	}
 	parsedPath, parsedQuery, err := parsePath(h.GetPath())
@@ -158,7 +157,7 @@ func isTruncated(h *authv3.AttributeContext_HttpRequest, n int) (bool, error) {
 
 func parseJSONBody(body, _ string) (any, error) {
 	var v any
-	if err := decodeJSON([]byte(body), &v); err != nil {
+	if err := util.UnmarshalJSON([]byte(body), &v); err != nil {
 		return nil, fmt.Errorf("parse JSON body: %w", err)
 	}
 	return v, nil
@@ -199,7 +198,7 @@ func parseMultipartBody(body, contentType string) (any, error) {
 		}
 		var v any = string(b)
 		if strings.Contains(strings.ToLower(part.Header.Get("Content-Type")), "application/json") {
-			if err := decodeJSON(b, &v); err != nil {
+			if err := util.UnmarshalJSON(b, &v); err != nil {
 				return nil, fmt.Errorf("parse multipart body: part %q: %w", name, err)
 			}
 		}
@@ -285,18 +284,4 @@ func HTTPCheckRequest(r *http.Request, path string, body []byte, truncated bool)
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Request: &authv3.AttributeContext_Request{Http: h},
 	}}
-}
-
-// decodeJSON reads one JSON value keeping numbers exact (json.Number), as
-// OPA does.
-func decodeJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("more than one JSON value")
-	}
-	return nil
 }

@@ -112,7 +112,7 @@ func TestInput(t *testing.T) {
 			path: []any{"p"}, query: map[string]any{}, body: map[string]any{"a": json.Number("1")},
 		},
 		"malformed JSON":           {req: checkRequest("/p", jsonCT, `{"a": `), err: "parse JSON body"},
-		"two JSON values":          {req: checkRequest("/p", jsonCT, `{} {}`), err: "more than one"},
+		"two JSON values":          {req: checkRequest("/p", jsonCT, `{} {}`), err: "after top-level value"},
 		"malformed form":           {req: checkRequest("/p", map[string]string{"content-type": "application/x-www-form-urlencoded"}, "a=%zz"), err: "parse form body"},
 		"multipart, no boundary":   {req: checkRequest("/p", map[string]string{"content-type": "multipart/form-data"}, "x"), err: "boundary"},
 		"malformed multipart":      {req: checkRequest("/p", map[string]string{"content-type": "multipart/form-data; boundary=b"}, "--b\r\nbroken"), err: "multipart"},
