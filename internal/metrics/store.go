@@ -71,6 +71,11 @@ func (t *timedStore) Elevations(ctx context.Context, principal string, now time.
 	return t.s.Elevations(ctx, principal, now)
 }
 
+func (t *timedStore) Holdings(ctx context.Context, principal string, now time.Time) (h store.Holdings, err error) {
+	defer func(start time.Time) { t.done("holdings", start, err) }(time.Now())
+	return t.s.Holdings(ctx, principal, now)
+}
+
 func (t *timedStore) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) (as []store.Activation, err error) {
 	defer func(start time.Time) { t.done("claim_due", start, err) }(time.Now())
 	return t.s.ClaimDue(ctx, now, lease, limit)

@@ -142,6 +142,19 @@ func (a Activation) Due() *time.Time {
 	return nil
 }
 
+// Holdings are the roles a principal holds at a time.
+type Holdings struct {
+	// Assignments are active assignments whose window holds the time.
+	Assignments []Assignment
+	// Elevations are live activations, as Store.Elevations returns them.
+	Elevations []Activation
+}
+
+// Holds reports whether an active assignment's window contains t.
+func (a Assignment) Holds(t time.Time) bool {
+	return a.Type == Active && (a.Start == nil || !t.Before(*a.Start)) && (a.End == nil || t.Before(*a.End))
+}
+
 // ActivationFilter selects activations; empty fields match everything.
 type ActivationFilter struct {
 	Principal string
@@ -188,6 +201,10 @@ type Store interface {
 	// time has run out is never returned, whether or not anything has
 	// recorded its expiry yet: this is the read behind every decision.
 	Elevations(ctx context.Context, principal string, now time.Time) ([]Activation, error)
+	// Holdings is what grants principal a role at now, read in one step (one
+	// Redis round trip): its active assignments whose window holds now and
+	// its live elevations. It is the read behind every gateway decision.
+	Holdings(ctx context.Context, principal string, now time.Time) (Holdings, error)
 	// ClaimDue returns up to limit activations whose Due time has come, and
 	// leases them for lease: no other caller gets them meanwhile. The caller
 	// acts by UpdateActivation; one that fails or crashes lets the lease run

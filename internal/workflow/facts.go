@@ -37,24 +37,37 @@ func (s *Service) facts(ctx context.Context, principal string, now time.Time) (F
 	if err != nil {
 		return Facts{}, storeErr(err)
 	}
-	f := Facts{Assignments: asgs, Elevations: make([]Elevation, 0, len(live))}
-	for _, a := range live {
-		f.Elevations = append(f.Elevations, Elevation{ID: a.ID, Role: a.Role, Scope: a.Scope, ActivatedAt: a.ActivatedAt, ExpiresAt: a.ExpiresAt})
-	}
+	var active []store.Assignment
 	for _, a := range asgs {
-		if a.Type == store.Active && windowHolds(a, now) {
-			f.Elevations = append(f.Elevations, Elevation{ID: a.ID, Role: a.Role, Scope: a.Scope, ActivatedAt: a.Start, ExpiresAt: a.End})
+		if a.Holds(now) {
+			active = append(active, a)
 		}
 	}
-	return f, nil
+	return Facts{Assignments: asgs, Elevations: elevations(live, active)}, nil
 }
 
 // Elevations returns what grants principal a role at now: its live
 // activations and its active assignments. Decision endpoints read it for
 // every request.
 func (s *Service) Elevations(ctx context.Context, principal string, now time.Time) ([]Elevation, error) {
-	f, err := s.facts(ctx, principal, now)
-	return f.Elevations, err
+	h, err := s.store.Holdings(ctx, principal, now)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return elevations(h.Elevations, h.Assignments), nil
+}
+
+// elevations is what grants a role: live activations, then active
+// assignments.
+func elevations(live []store.Activation, active []store.Assignment) []Elevation {
+	out := make([]Elevation, 0, len(live)+len(active))
+	for _, a := range live {
+		out = append(out, Elevation{ID: a.ID, Role: a.Role, Scope: a.Scope, ActivatedAt: a.ActivatedAt, ExpiresAt: a.ExpiresAt})
+	}
+	for _, a := range active {
+		out = append(out, Elevation{ID: a.ID, Role: a.Role, Scope: a.Scope, ActivatedAt: a.Start, ExpiresAt: a.End})
+	}
+	return out
 }
 
 // ElevationsInput is elevations as policies see them (input.elevations).

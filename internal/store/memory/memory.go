@@ -226,6 +226,20 @@ func (s *Store) Elevations(_ context.Context, principal string, now time.Time) (
 	return live, nil
 }
 
+func (s *Store) Holdings(ctx context.Context, principal string, now time.Time) (store.Holdings, error) {
+	live, _ := s.Elevations(ctx, principal, now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := store.Holdings{Assignments: []store.Assignment{}, Elevations: live}
+	for _, a := range s.assignments {
+		if a.Principal == principal && a.Holds(now) {
+			h.Assignments = append(h.Assignments, a)
+		}
+	}
+	sortBySeq(s, h.Assignments, func(a store.Assignment) string { return a.ID })
+	return h, nil
+}
+
 func (s *Store) ClaimDue(_ context.Context, now time.Time, lease time.Duration, limit int) ([]store.Activation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

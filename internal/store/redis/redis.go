@@ -399,6 +399,36 @@ func (s *Store) Elevations(ctx context.Context, principal string, now time.Time)
 	return live, nil
 }
 
+func (s *Store) Holdings(ctx context.Context, principal string, now time.Time) (store.Holdings, error) {
+	k := s.principal(principal)
+	res, err := holdingsScript.Run(ctx, s.c, []string{k.assignments(), k.live(), k.activations()}, k.elPrefix()).Slice()
+	if err != nil {
+		return store.Holdings{}, fmt.Errorf("read holdings of %q: %w", principal, err)
+	}
+	h := store.Holdings{Assignments: []store.Assignment{}, Elevations: []store.Activation{}}
+	for _, v := range res[0].([]any) {
+		var a store.Assignment
+		if err := json.Unmarshal([]byte(v.(string)), &a); err != nil {
+			return store.Holdings{}, fmt.Errorf("decode assignment: %w", err)
+		}
+		if a.Holds(now) {
+			h.Assignments = append(h.Assignments, a)
+		}
+	}
+	for _, v := range res[1].([]any) {
+		var a store.Activation
+		if err := json.Unmarshal([]byte(v.(string)), &a); err != nil {
+			return store.Holdings{}, fmt.Errorf("decode activation: %w", err)
+		}
+		if a.LiveAt(now) {
+			h.Elevations = append(h.Elevations, a)
+		}
+	}
+	sort.Slice(h.Assignments, func(i, j int) bool { return h.Assignments[i].ID < h.Assignments[j].ID })
+	sortActivations(h.Elevations)
+	return h, nil
+}
+
 func (s *Store) DeleteAssignment(ctx context.Context, id, by string, now time.Time) (store.Assignment, []store.Activation, error) {
 	p, err := s.owner(ctx, "assignment", id)
 	if err != nil {

@@ -107,3 +107,16 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, AR
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id) end
 return ids
 `)
+
+// holdingsScript: KEYS asg, live, act; ARGV el key prefix. Returns {all
+// assignments' JSON, live activations' JSON}: one round trip per decision.
+var holdingsScript = goredis.NewScript(`
+local live = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 1 then
+    local v = redis.call('HGET', KEYS[3], id)
+    if v then live[#live + 1] = v end
+  end
+end
+return {redis.call('HVALS', KEYS[1]), live}
+`)

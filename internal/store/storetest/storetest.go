@@ -29,6 +29,7 @@ func Run(t *testing.T, open Open) {
 		"listing activations":          testListing,
 		"expiry":                       testExpiry,
 		"reads compare with now":       testReadsUseNow,
+		"holdings":                     testHoldings,
 		"deactivate":                   testDeactivate,
 		"extend":                       testExtend,
 		"delete assignment revokes":    testDeleteAssignment,
@@ -314,6 +315,30 @@ func testExpiry(t *testing.T, s store.Store) {
 	}
 	// The role can be activated again once the last use ended.
 	create(t, s, live("r2", a, time.Hour))
+}
+
+func testHoldings(t *testing.T, s store.Store) {
+	now := time.Now().UTC()
+	forever := assignment("a1", "sophia@x", "privileged-role-administrator", "/")
+	forever.Type = store.Active
+	ended := assignment("a2", "sophia@x", "user-administrator", "/")
+	ended.Type, ended.End = store.Active, ptr(now.Add(time.Second))
+	eligible := assignment("a3", "sophia@x", "helpdesk-administrator", "/")
+	for _, a := range []store.Assignment{forever, ended, eligible} {
+		must(t, s.CreateAssignment(ctx, a))
+	}
+	create(t, s, live("r1", eligible, time.Hour))
+	create(t, s, pending("r2", forever))
+	h, err := s.Holdings(ctx, "sophia@x", time.Now())
+	must(t, err)
+	sameIDs(t, "assignments held now", h.Assignments, asgID, "a1", "a2")
+	sameIDs(t, "live elevations", h.Elevations, actID, "r1")
+	later, err := s.Holdings(ctx, "sophia@x", now.Add(2*time.Second))
+	must(t, err)
+	sameIDs(t, "assignments held later", later.Assignments, asgID, "a1")
+	if other, _ := s.Holdings(ctx, "alex@x", now); len(other.Assignments)+len(other.Elevations) != 0 {
+		t.Fatalf("alex holds %+v", other)
+	}
 }
 
 func testReadsUseNow(t *testing.T, s store.Store) {
