@@ -63,7 +63,7 @@ func TestMetrics(t *testing.T) {
 		metric(t, s, "elevate_policy_evaluation_duration_seconds_count", "query", "data.pim.authz.allow") != 1 {
 		t.Error("decision or evaluation time not observed")
 	}
-	if metric(t, s, "elevate_store_duration_seconds_count", "operation", "elevations") < 2 {
+	if metric(t, s, "elevate_store_duration_seconds_count", "operation", "holdings") < 2 {
 		t.Error("store reads not timed")
 	}
 
@@ -89,7 +89,7 @@ func TestMetrics(t *testing.T) {
 	if metric(t, s, "elevate_decisions_failed_closed_total", "endpoint", "data", "reason", "store_unavailable") != 1 {
 		t.Error("fail-closed denial not counted")
 	}
-	if metric(t, s, "elevate_store_errors_total", "operation", "assignments") < 1 {
+	if metric(t, s, "elevate_store_errors_total", "operation", "holdings") < 1 {
 		t.Error("store error not counted")
 	}
 	redis.Start(t)
