@@ -64,12 +64,12 @@ func (s *Service) Authorize(ctx context.Context, c Caller, r AuthorizeRequest) (
 		sc = "/"
 	}
 	d := Decision{DecisionID: newID("dec_")}
-	f, err := s.facts(ctx, subject, now)
+	held, err := s.Elevations(ctx, subject, now)
 	if err == nil {
 		var res map[string]any
 		res, err = s.decide(ctx, policy.AuthzDecision, map[string]any{
 			"subject": subject, "action": r.Action, "scope": sc,
-			"now": now.UnixNano(), "elevations": f.elevationsInput(),
+			"now": now.UnixNano(), "elevations": ElevationsInput(held),
 		})
 		if err == nil {
 			d.Allow = res["allow"] == true
