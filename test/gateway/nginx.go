@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +45,7 @@ type NginxServer struct {
 	URL string
 
 	dir  string
-	out  *logBuffer // nginx's stderr and stdout
+	out  *harness.LogBuffer // nginx's stderr and stdout
 	proc *nginxProc
 }
 
@@ -57,7 +56,7 @@ type NginxServer struct {
 func Nginx(t testing.TB, site string, vars map[string]string) *NginxServer {
 	t.Helper()
 	bin := nginxBinary(t)
-	s := &NginxServer{dir: t.TempDir(), out: &logBuffer{}}
+	s := &NginxServer{dir: t.TempDir(), out: &harness.LogBuffer{}}
 	var err error
 	for range nginxPortAttempts {
 		s.Addr = harness.FreeAddr(t)
@@ -272,32 +271,3 @@ func readFrom(path string, n int64) string {
 	}
 	return string(b[n:])
 }
-
-// logBuffer collects a process's output. exec copies into it from its own
-// goroutine while the test reads it, hence the lock.
-type logBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b = append(l.b, p...)
-	return len(p), nil
-}
-
-func (l *logBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.b)
-}
-
-// Since is the output written after the first n bytes.
-func (l *logBuffer) Since(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.b[n:])
-}
-
-func (l *logBuffer) String() string { return l.Since(0) }

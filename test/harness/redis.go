@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,7 +47,7 @@ type RedisServer struct {
 
 	bin, dir string
 	port     int
-	log      *logBuffer
+	log      *LogBuffer
 	proc     *redisProc // nil while stopped
 }
 
@@ -57,7 +56,7 @@ type RedisServer struct {
 // that silently does not run is worse than one that fails.
 func Redis(t testing.TB) *RedisServer {
 	t.Helper()
-	s := &RedisServer{bin: redisTool(t, "redis-server"), dir: t.TempDir(), log: &logBuffer{}}
+	s := &RedisServer{bin: redisTool(t, "redis-server"), dir: t.TempDir(), log: &LogBuffer{}}
 	var err error
 	for range redisPortAttempts {
 		s.port = freePort(t)
@@ -125,8 +124,8 @@ type RedisClusterServer struct {
 	// URL names all three masters in the form redis.ParseClusterURL reads.
 	URL string
 
-	logs   []*logBuffer
-	create *logBuffer // output of redis-cli --cluster create
+	logs   []*LogBuffer
+	create *LogBuffer // output of redis-cli --cluster create
 }
 
 // RedisCluster starts a three-master Redis Cluster for t, waits until every
@@ -136,10 +135,10 @@ func RedisCluster(t testing.TB) *RedisClusterServer {
 	t.Helper()
 	bin := redisTool(t, "redis-server")
 	cli := redisTool(t, "redis-cli")
-	c := &RedisClusterServer{create: &logBuffer{}}
+	c := &RedisClusterServer{create: &LogBuffer{}}
 	args := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"}
 	for range 3 {
-		log := &logBuffer{}
+		log := &LogBuffer{}
 		c.logs = append(c.logs, log)
 		var (
 			p    *redisProc
@@ -253,7 +252,7 @@ func clusterPort(t testing.TB) int {
 
 // launchRedis starts redis-server on 127.0.0.1:port in dir and waits until
 // that very process answers. On error nothing is left running.
-func launchRedis(bin, dir string, port int, extra []string, log *logBuffer) (*redisProc, error) {
+func launchRedis(bin, dir string, port int, extra []string, log *LogBuffer) (*redisProc, error) {
 	args := append([]string{
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
@@ -415,32 +414,3 @@ func infoField(info, name string) string {
 	}
 	return ""
 }
-
-// logBuffer collects a process's output. exec copies into it from its own
-// goroutine while the test reads it, hence the lock.
-type logBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b = append(l.b, p...)
-	return len(p), nil
-}
-
-func (l *logBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.b)
-}
-
-// Since is the output written after the first n bytes.
-func (l *logBuffer) Since(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.b[n:])
-}
-
-func (l *logBuffer) String() string { return l.Since(0) }

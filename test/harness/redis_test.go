@@ -166,7 +166,7 @@ func TestLaunchRedisPortTaken(t *testing.T) {
 			args:  cluster,
 		},
 		"another redis": {squat: func(t *testing.T, port int) {
-			p, err := launchRedis(bin, t.TempDir(), port, nil, &logBuffer{})
+			p, err := launchRedis(bin, t.TempDir(), port, nil, &LogBuffer{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +177,7 @@ func TestLaunchRedisPortTaken(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			port := clusterPort(t)
 			tc.squat(t, port)
-			log := &logBuffer{}
+			log := &LogBuffer{}
 			p, err := launchRedis(bin, t.TempDir(), port, tc.args, log)
 			if p != nil {
 				p.stop()
