@@ -94,16 +94,23 @@ func TestServeRefusesBrokenPolicyWithCheckMessage(t *testing.T) {
 }
 
 func TestUsageAndConfigErrorsExit2(t *testing.T) {
-	cfg := files(t, map[string]string{"c.yaml": "server:\n  addr: nowhere\n"})
+	cfg := files(t, map[string]string{
+		"c.yaml": "server:\n  addr: nowhere\n",
+		// OPA's own sections, refused by OPA's plugin manager.
+		"bundles.yaml": "services:\n  control: {url: \"http://127.0.0.1:1\"}\nbundles:\n  authz: {service: nowhere, resource: /b.tar.gz}\n",
+		"logs.yaml":    "decision_logs: {service: nowhere}\n",
+	})
 	tests := map[string]struct {
 		args []string
 		says string
 	}{
-		"unknown flag":    {args: []string{"serve", "--no-such-flag"}, says: "no-such-flag"},
-		"bad flag value":  {args: []string{"serve", "--eval-timeout", "soon"}, says: "eval-timeout"},
-		"bad config file": {args: []string{"serve", "--config", filepath.Join(cfg, "c.yaml")}, says: "server.addr"},
-		"missing path":    {args: []string{"test"}, says: "at least 1 arg"},
-		"extra argument":  {args: []string{"version", "x"}, says: "unknown command"},
+		"unknown flag":      {args: []string{"serve", "--no-such-flag"}, says: "no-such-flag"},
+		"bad flag value":    {args: []string{"serve", "--eval-timeout", "soon"}, says: "eval-timeout"},
+		"bad config file":   {args: []string{"serve", "--config", filepath.Join(cfg, "c.yaml")}, says: "server.addr"},
+		"bad bundles":       {args: []string{"serve", "--config", filepath.Join(cfg, "bundles.yaml")}, says: `config: bundles: invalid configuration for bundle "authz": service name "nowhere" not found`},
+		"bad decision_logs": {args: []string{"serve", "--config", filepath.Join(cfg, "logs.yaml")}, says: "config: decision_logs:"},
+		"missing path":      {args: []string{"test"}, says: "at least 1 arg"},
+		"extra argument":    {args: []string{"version", "x"}, says: "unknown command"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/elevatepdp/elevate/internal/api"
 	"github.com/elevatepdp/elevate/internal/audit"
 	"github.com/elevatepdp/elevate/internal/config"
+	"github.com/elevatepdp/elevate/internal/controlplane"
 	"github.com/elevatepdp/elevate/internal/decision"
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
 	"github.com/elevatepdp/elevate/internal/demo"
@@ -69,15 +71,32 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// Metrics first: OPA's status plugin registers its collectors there.
+	// The gauges read the engine and the store when scraped.
+	var engine *policy.Engine
+	var st store.Store
+	m := metrics.New(metrics.Gauges{
+		Policy: func() (string, time.Time) { i := engine.Info(); return i.Revision, i.LoadedAt },
+		Counts: func() (int, int, error) { return count(st) },
+	})
+	plane, err := controlPlane(ctx, cfg, m, log)
+	if err != nil {
+		return err
+	}
+
 	// Validated with the configuration.
 	forwardAuthQuery, _ := policy.ParseQuery(cfg.Decisions.ForwardAuthQuery)
 	envoyQuery, _ := policy.ParseQuery(cfg.Decisions.EnvoyQuery)
-	engine, err := policy.New(ctx, policy.Options{
+	engineOpts := policy.Options{
 		Source:  src,
 		Timeout: time.Duration(cfg.Policy.EvalTimeout),
 		Prepare: append(slices.Clone(policy.Entrypoints), forwardAuthQuery, envoyQuery),
 		Logger:  log,
-	})
+	}
+	if plane != nil {
+		engineOpts.Manager, engineOpts.Bundles = plane.Manager(), plane.Bundles()
+	}
+	engine, err = policy.New(ctx, engineOpts)
 	if err != nil {
 		return err
 	}
@@ -86,10 +105,6 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		return err
 	}
 	defer st.Close()
-	m := metrics.New(metrics.Gauges{
-		Policy: func() (string, time.Time) { i := engine.Info(); return i.Revision, i.LoadedAt },
-		Counts: func() (int, int, error) { return count(st) },
-	})
 	st = m.Store(st)
 	if cfg.Store.RedisURL == "" {
 		log.Warn("no Redis configured (--redis-url, ELEVATE_REDIS_URL): state is kept in this process only, not shared with other replicas and lost when it exits")
@@ -116,6 +131,17 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	})
 	eval := decision.NewEvaluator(engine, wf, log)
 	eval.Observe(m)
+	checks := map[string]func(context.Context) error{"store": st.Ping}
+	if plane != nil {
+		if dl := plane.DecisionLogs(); dl != nil {
+			eval.LogDecisions(dl)
+		}
+		if plane.Bundles() {
+			// As OPA's /health?bundles: not ready until every bundle has
+			// been activated once.
+			checks["bundles"] = plane.BundlesActivated
+		}
+	}
 	var clientsOnly decision.Authenticator
 	if cfg.Decisions.RequireToken {
 		clientsOnly = auth
@@ -143,10 +169,18 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 			}),
 		},
 		GRPC:   []server.GRPCRegistrar{envoy.NewServer(eval, envoyOpts)},
-		Checks: map[string]func(context.Context) error{"store": st.Ping},
+		Checks: checks,
 	})
 	if _, err := srv.Listen(); err != nil {
 		return err
+	}
+	if plane != nil {
+		if err := plane.Start(ctx); err != nil {
+			return err
+		}
+		// After the listeners have stopped: the decision-log plugin
+		// uploads what it still holds.
+		defer plane.StopWithin(time.Duration(cfg.Server.ShutdownTimeout))
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -165,6 +199,25 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		})
 	}
 	return g.Wait()
+}
+
+// controlPlane sets up OPA's plugin manager when any of OPA's configuration
+// sections is given, and returns nil otherwise. With bundles, the policy
+// paths given are loaded into it beside the bundles, as `opa run` loads
+// them; the built-in policies are not.
+func controlPlane(ctx context.Context, cfg config.Config, m *metrics.Metrics, log *logrus.Logger) (*controlplane.Plane, error) {
+	if len(cfg.Sections()) == 0 {
+		return nil, nil
+	}
+	opts := controlplane.Options{Logger: log, Registerer: m.Registerer()}
+	if cfg.HasBundles() && len(cfg.Policy.Paths) > 0 {
+		files, err := policy.Source{Paths: cfg.Policy.Paths}.Result()
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", strings.Join(cfg.Policy.Paths, ", "), err)
+		}
+		opts.Files = files
+	}
+	return controlplane.New(ctx, cfg.OPAConfig, opts)
 }
 
 // sweepInterval is how often due work (expiries, time-outs, scheduled

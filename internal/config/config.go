@@ -4,12 +4,16 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"reflect"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +39,131 @@ type Config struct {
 	Audit     AuditConfig     `json:"audit"`
 	Demo      DemoConfig      `json:"demo"`
 	Log       LogConfig       `json:"log"`
+	// OPAConfig is OPA's own configuration sections, at the top level as in
+	// OPA's configuration file.
+	OPAConfig
+}
+
+// OPAConfig is OPA's own configuration (services, labels, keys, bundles,
+// decision_logs, status), written as in OPA's configuration file. The
+// sections are kept as written and handed to OPA's plugin manager, which
+// gives them OPA's meaning and validates them when the server starts. As in
+// OPA's configuration file, ${VAR} in a string value is replaced by the
+// environment variable VAR.
+type OPAConfig struct {
+	// Services are the control-plane servers (bundle, decision-log and status
+	// services): URL, headers, TLS and credentials.
+	Services json.RawMessage `json:"services,omitempty"`
+	// Labels name this replica in decision logs and status reports (OPA adds
+	// id and version).
+	Labels json.RawMessage `json:"labels,omitempty"`
+	// Keys verify bundle signatures (bundles.*.signing.keyid).
+	Keys json.RawMessage `json:"keys,omitempty"`
+	// Bundles, when set, are the policy: downloaded from a service, polled,
+	// verified when signing is configured and activated atomically by OPA's
+	// bundle plugin. policy.paths are then loaded beside them, as `opa run`
+	// loads paths, and the built-in policies are not served.
+	Bundles json.RawMessage `json:"bundles,omitempty"`
+	// DecisionLogs sends every decision to OPA's decision-log plugin, which
+	// buffers, masks (data.system.log.mask), drops (data.system.log.drop)
+	// and uploads them to a service or prints them.
+	DecisionLogs json.RawMessage `json:"decision_logs,omitempty"`
+	// Status reports bundle activations and plugin states to a status service.
+	Status json.RawMessage `json:"status,omitempty"`
+}
+
+// sections are the OPA sections by name, in the order they depend on each
+// other (services name keys; bundles, decision_logs and status name
+// services and keys).
+func (o *OPAConfig) sections() []struct {
+	Name string
+	Raw  *json.RawMessage
+} {
+	return []struct {
+		Name string
+		Raw  *json.RawMessage
+	}{
+		{"labels", &o.Labels}, {"keys", &o.Keys}, {"services", &o.Services},
+		{"bundles", &o.Bundles}, {"decision_logs", &o.DecisionLogs}, {"status", &o.Status},
+	}
+}
+
+// Sections are the names of the sections set, in dependency order.
+func (o OPAConfig) Sections() []string {
+	var names []string
+	for _, s := range o.sections() {
+		if set(*s.Raw) {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}
+
+// HasBundles is whether bundles are configured, making them the policy.
+func (o OPAConfig) HasBundles() bool { return set(o.Bundles) }
+
+// JSON is OPA's configuration document made of the named sections (all set
+// ones when none is named), for OPA's plugin manager.
+func (o OPAConfig) JSON(names ...string) []byte {
+	doc := map[string]json.RawMessage{}
+	for _, s := range o.sections() {
+		if set(*s.Raw) && (len(names) == 0 || slices.Contains(names, s.Name)) {
+			doc[s.Name] = *s.Raw
+		}
+	}
+	b, _ := json.Marshal(doc) // raw messages that came from a parsed document
+	return b
+}
+
+// set is whether a section holds something: a YAML key with nothing under
+// it is null, as if it were absent.
+func set(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
+}
+
+// envRef is a reference to an environment variable in OPA's configuration.
+var envRef = regexp.MustCompile(`\$\{([^}]+)\}`)
+
+// expandEnv replaces ${VAR} in the string values of the OPA sections with
+// the environment variable VAR (empty when unset), as OPA does in its
+// configuration file, so credentials need not be written into the file.
+func (o *OPAConfig) expandEnv(getenv func(string) (string, bool)) error {
+	for _, s := range o.sections() {
+		if !set(*s.Raw) || !bytes.Contains(*s.Raw, []byte("${")) {
+			continue
+		}
+		var doc any
+		if err := json.Unmarshal(*s.Raw, &doc); err != nil {
+			return &Error{Field: s.Name, Err: err}
+		}
+		b, err := json.Marshal(expandStrings(doc, func(v string) string {
+			return envRef.ReplaceAllStringFunc(v, func(ref string) string {
+				val, _ := getenv(envRef.FindStringSubmatch(ref)[1])
+				return val
+			})
+		}))
+		if err != nil {
+			return &Error{Field: s.Name, Err: err}
+		}
+		*s.Raw = b
+	}
+	return nil
+}
+
+func expandStrings(doc any, f func(string) string) any {
+	switch v := doc.(type) {
+	case string:
+		return f(v)
+	case []any:
+		for i := range v {
+			v[i] = expandStrings(v[i], f)
+		}
+	case map[string]any:
+		for k := range v {
+			v[k] = expandStrings(v[k], f)
+		}
+	}
+	return doc
 }
 
 // ServerConfig is the HTTP listener.
@@ -225,6 +354,9 @@ func Load(fs *pflag.FlagSet, cfg *Config, getenv func(string) (string, bool)) er
 	if err != nil {
 		return err
 	}
+	if err := cfg.OPAConfig.expandEnv(getenv); err != nil {
+		return err
+	}
 	return cfg.Validate()
 }
 
@@ -276,12 +408,7 @@ func unknownKey(doc any, t reflect.Type, prefix string) string {
 	if !ok || t.Kind() != reflect.Struct {
 		return ""
 	}
-	fields := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
-			fields[name] = t.Field(i).Type
-		}
-	}
+	fields := jsonFields(t)
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
 		keys = append(keys, k)
@@ -297,6 +424,23 @@ func unknownKey(doc any, t reflect.Type, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// jsonFields are the keys encoding/json reads into struct t, with their
+// types; the fields of an embedded struct without a name are promoted.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			maps.Copy(fields, jsonFields(f.Type))
+		case name != "" && name != "-":
+			fields[name] = f.Type
+		}
+	}
+	return fields
 }
 
 // Validate checks every field, naming the first bad one.
@@ -332,6 +476,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.MaxEvents < 0 {
 		return &Error{Field: "audit.max_events", Err: errors.New("must not be negative")}
+	}
+	if c.Demo.Enabled && c.HasBundles() {
+		return &Error{Field: "demo.enabled", Err: errors.New("the demo tenant comes with the built-in policies, which are not served when bundles are configured")}
 	}
 	if c.Demo.Enabled && c.Demo.Credentials == "" {
 		return &Error{Field: "demo.credentials", Err: errors.New("demo mode needs a file for the demo credentials (--demo-credentials)")}

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +136,77 @@ func TestErrorsNameTheField(t *testing.T) {
 			}
 			if tc.says != "" && !strings.Contains(err.Error(), tc.says) {
 				t.Fatalf("error %q does not say %q", err, tc.says)
+			}
+		})
+	}
+}
+
+// OPA's sections are kept as written, for OPA's plugin manager, with
+// ${VAR} in their strings replaced from the environment as OPA does.
+func TestOPASections(t *testing.T) {
+	file := writeFile(t, `
+services:
+  control:
+    url: https://bundles.example.com
+    credentials:
+      bearer: {token: "${BUNDLE_TOKEN}"}
+labels: {region: eu}
+keys:
+  release: {key: "${RELEASE_KEY}", algorithm: RS256}
+bundles:
+  authz:
+    service: control
+    resource: /bundles/authz.tar.gz
+    signing: {keyid: release}
+    polling: {min_delay_seconds: 10, max_delay_seconds: 20}
+decision_logs: {service: control, reporting: {min_delay_seconds: 5}}
+status:
+`)
+	cfg, err := load(t, []string{"--config", file}, map[string]string{"BUNDLE_TOKEN": `s3cr"et`, "RELEASE_KEY": "-----BEGIN PUBLIC KEY-----"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Sections(); !slices.Equal(got, []string{"labels", "keys", "services", "bundles", "decision_logs"}) {
+		t.Fatalf("sections %v (status is empty, so absent)", got)
+	}
+	if !cfg.HasBundles() {
+		t.Fatal("bundles not seen")
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(cfg.JSON(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	token := doc["services"].(map[string]any)["control"].(map[string]any)["credentials"].(map[string]any)["bearer"].(map[string]any)["token"]
+	key := doc["keys"].(map[string]any)["release"].(map[string]any)["key"]
+	polling := doc["bundles"].(map[string]any)["authz"].(map[string]any)["polling"].(map[string]any)
+	if token != `s3cr"et` || key != "-----BEGIN PUBLIC KEY-----" || polling["max_delay_seconds"] != float64(20) {
+		t.Fatalf("OPA configuration %v", doc)
+	}
+	if _, ok := doc["status"]; ok {
+		t.Fatal("an empty section is handed to OPA")
+	}
+	var some map[string]any
+	if err := json.Unmarshal(cfg.JSON("services", "keys"), &some); err != nil || len(some) != 2 {
+		t.Fatalf("selected sections %v (%v)", some, err)
+	}
+}
+
+func TestOPASectionsErrors(t *testing.T) {
+	tests := map[string]struct {
+		file  string
+		args  []string
+		field string
+	}{
+		// Only the sections Elevate hands to OPA are accepted.
+		"discovery":         {file: "discovery: {name: d}\n", field: "discovery"},
+		"demo with bundles": {file: "bundles: {authz: {service: s}}\n", args: []string{"--demo", "--demo-credentials", "/tmp/c.json"}, field: "demo.enabled"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := load(t, append(tc.args, "--config", writeFile(t, tc.file)), nil)
+			var cerr *Error
+			if !errors.As(err, &cerr) || cerr.Field != tc.field {
+				t.Fatalf("error %v, want one naming %s", err, tc.field)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/server"
 	"github.com/sirupsen/logrus"
 
 	"github.com/elevatepdp/elevate/internal/policy"
@@ -31,6 +32,13 @@ type Observer interface {
 	Evaluation(query string, took time.Duration)
 }
 
+// DecisionLogger is told of every decision as OPA's server tells OPA's
+// decision-log plugin (*logs.Plugin), which masks, drops, buffers and
+// uploads it.
+type DecisionLogger interface {
+	Log(ctx context.Context, info *server.Info) error
+}
+
 // Evaluator evaluates gateway decisions.
 type Evaluator struct {
 	engine     *policy.Engine
@@ -38,10 +46,14 @@ type Evaluator struct {
 	log        logrus.FieldLogger
 	now        func() time.Time
 	obs        Observer
+	decisions  DecisionLogger
 }
 
 // Observe reports every decision to o.
 func (e *Evaluator) Observe(o Observer) { e.obs = o }
+
+// LogDecisions sends every decision to l too.
+func (e *Evaluator) LogDecisions(l DecisionLogger) { e.decisions = l }
 
 // NewEvaluator returns an Evaluator.
 func NewEvaluator(engine *policy.Engine, elevations Elevations, log logrus.FieldLogger) *Evaluator {
@@ -86,7 +98,8 @@ type Request struct {
 func (e *Evaluator) Evaluate(ctx context.Context, r Request) Result {
 	started := time.Now()
 	res := Result{ID: newID()}
-	res.Value, res.Defined, res.Failed, res.Err = e.evaluate(ctx, r)
+	var input ast.Value
+	res.Value, res.Defined, res.Failed, input, res.Err = e.evaluate(ctx, r)
 	fields := logrus.Fields{
 		"decision_id": res.ID, "query": r.Query.String(), "subject": r.Subject,
 		"defined": res.Defined, "duration": time.Since(started).Seconds(),
@@ -110,7 +123,40 @@ func (e *Evaluator) Evaluate(ctx context.Context, r Request) Result {
 			e.obs.FailedClosed(endpoint, res.Failed)
 		}
 	}
+	if e.decisions != nil {
+		e.logDecision(ctx, r, res, input)
+	}
 	return res
+}
+
+// logDecision hands the decision to the decision logger as OPA's server
+// does for a Data API call: path, the input the policy saw (with the
+// elevations and time added), result or error. The logger evaluates the
+// policy's mask and drop rules on it.
+func (e *Evaluator) logDecision(ctx context.Context, r Request, res Result, input ast.Value) {
+	info := &server.Info{
+		DecisionID: res.ID,
+		Path:       r.Query.Path(),
+		Timestamp:  time.Now().UTC(),
+		InputAST:   input,
+		Error:      res.Err,
+	}
+	if r.Input != nil {
+		info.Input = &r.Input
+	}
+	if res.Defined {
+		info.Results = &res.Value
+	}
+	if pi := e.engine.Info(); len(pi.Bundles) > 0 {
+		info.Bundles = make(map[string]server.BundleInfo, len(pi.Bundles))
+		for name, rev := range pi.Bundles {
+			info.Bundles[name] = server.BundleInfo{Revision: rev}
+		}
+	}
+	// Logged even when the caller has gone: the decision was made.
+	if err := e.decisions.Log(context.WithoutCancel(ctx), info); err != nil {
+		e.log.WithFields(logrus.Fields{"decision_id": res.ID, "error": err.Error()}).Error("decision log")
+	}
 }
 
 // outcome names a result for metrics: failed, allow (true, or an object
@@ -132,7 +178,9 @@ func (r Result) outcome() string {
 	return "deny"
 }
 
-func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string, error) {
+// evaluate returns the value, whether it is defined, why the decision
+// failed, the input as the policy saw it (nil when none) and the error.
+func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string, ast.Value, error) {
 	now := e.now()
 	input := r.Input
 	if obj, ok := input.(map[string]any); ok {
@@ -140,7 +188,7 @@ func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string,
 		if r.Subject != "" {
 			var err error
 			if elevations, err = e.elevations.Elevations(ctx, r.Subject, now); err != nil {
-				return nil, false, ReasonStoreUnavailable, err
+				return nil, false, ReasonStoreUnavailable, nil, err
 			}
 		}
 		obj["elevations"] = workflow.ElevationsInput(elevations)
@@ -150,7 +198,7 @@ func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string,
 	if input != nil {
 		var err error
 		if value, err = ast.InterfaceToValue(input); err != nil {
-			return nil, false, ReasonBadInput, err
+			return nil, false, ReasonBadInput, nil, err
 		}
 	}
 	started := time.Now()
@@ -160,13 +208,13 @@ func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string,
 	}
 	switch {
 	case errors.Is(err, policy.ErrUndefined):
-		return nil, false, "", nil
+		return nil, false, "", value, nil
 	case errors.Is(err, policy.ErrTimeout):
-		return nil, false, ReasonPolicyTimeout, err
+		return nil, false, ReasonPolicyTimeout, value, err
 	case err != nil:
-		return nil, false, ReasonPolicyError, err
+		return nil, false, ReasonPolicyError, value, err
 	}
-	return v, true, "", nil
+	return v, true, "", value, nil
 }
 
 func newID() string {

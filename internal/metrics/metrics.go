@@ -102,6 +102,10 @@ func (m *Metrics) Register(r gin.IRouter) {
 	r.GET("/metrics", func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) })
 }
 
+// Registerer is the registry /metrics serves, for other components'
+// collectors (OPA's status plugin, with status.prometheus set).
+func (m *Metrics) Registerer() prometheus.Registerer { return m.registry }
+
 // Handler is the /metrics handler, for tests.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -30,6 +31,8 @@ var (
 	ErrUndefined = errors.New("policy result is undefined")
 	// ErrTimeout means the evaluation ran past its deadline.
 	ErrTimeout = errors.New("policy evaluation timed out")
+	// ErrNoPolicy means no policy has been loaded yet.
+	ErrNoPolicy = errors.New("no policy is loaded")
 )
 
 // Entrypoints of the built-in policy set (see policies/README.md). They are
@@ -102,9 +105,38 @@ func MustQuery(s string) Query {
 
 func (q Query) String() string { return q.ref.String() }
 
+// Path is the query as OPA's Data API and decision logs name it: the slash
+// path under data ("pim/authz/allow"; "" for data itself), the inverse of
+// PathQuery.
+func (q Query) Path() string {
+	if len(q.ref) < 2 {
+		return ""
+	}
+	parts := make([]string, 0, len(q.ref)-1)
+	for _, t := range q.ref[1:] {
+		if s, ok := t.Value.(ast.String); ok {
+			parts = append(parts, string(s))
+		} else {
+			parts = append(parts, t.Value.String())
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
 // Options configure an Engine.
 type Options struct {
+	// Source is where the policy is loaded from, unless Bundles is set.
 	Source Source
+	// Manager is OPA's plugin manager, when OPA's configuration sections are
+	// used. Without Bundles, every policy loaded from Source is also written
+	// to the manager's store, so its plugins (the decision-log plugin's mask
+	// and drop rules) see the policy being served.
+	Manager *plugins.Manager
+	// Bundles makes the policy the manager's: whatever its bundle plugin
+	// activates (with the files the manager loaded beside them). Queries are
+	// prepared again on every activation, through the manager's compiler
+	// trigger, and Reload and Watch do nothing.
+	Bundles bool
 	// Timeout bounds each evaluation; zero means only the caller's context does.
 	Timeout time.Duration
 	// Prepare lists queries to prepare on every load, ahead of the first request.
@@ -123,9 +155,14 @@ type Engine struct {
 
 // Info describes the policy being served.
 type Info struct {
-	Revision string    `json:"revision"`
-	Modules  int       `json:"modules"`
-	LoadedAt time.Time `json:"loaded_at"`
+	// Revision is a digest of the files loaded or, with bundles, the
+	// revision in the bundle's manifest ("name=revision" pairs, comma
+	// separated, with several bundles).
+	Revision string `json:"revision"`
+	// Bundles are the activated bundles' revisions by bundle name.
+	Bundles  map[string]string `json:"bundles,omitempty"`
+	Modules  int               `json:"modules"`
+	LoadedAt time.Time         `json:"loaded_at"`
 }
 
 // maxLazyQueries bounds the prepared queries cached beyond the configured
@@ -135,18 +172,31 @@ const maxLazyQueries = 1024
 type snapshot struct {
 	info     Info
 	compiler *ast.Compiler
-	store    storage.Store
-	queries  sync.Map // Query.key -> *rego.PreparedEvalQuery
-	lazy     atomic.Int32
+	// store is the snapshot's own, never written after it is built, or
+	// with bundles the manager's, which evaluations read in a transaction.
+	store   storage.Store
+	queries sync.Map // Query.key -> *rego.PreparedEvalQuery
+	lazy    atomic.Int32
 }
 
 // New loads and compiles the source. It fails, naming file and line, when the
-// policy does not compile: a PDP must not start without a policy.
+// policy does not compile: a PDP must not start without a policy. With
+// Bundles it serves what the manager holds now and follows its activations
+// (before the first one, queries are undefined).
 func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = logrus.StandardLogger()
 	}
 	e := &Engine{opts: opts, log: opts.Logger}
+	if opts.Bundles {
+		if opts.Manager == nil {
+			return nil, errors.New("policy from bundles needs OPA's plugin manager")
+		}
+		if err := e.follow(ctx); err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
 	if err := e.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -154,11 +204,19 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 }
 
 // Info describes the snapshot now being served.
-func (e *Engine) Info() Info { return e.current.Load().info }
+func (e *Engine) Info() Info {
+	if snap := e.current.Load(); snap != nil {
+		return snap.info
+	}
+	return Info{}
+}
 
 // Reload loads the source again and, when it compiles, atomically replaces the
 // snapshot being served. On error the previous snapshot keeps serving.
 func (e *Engine) Reload(ctx context.Context) error {
+	if e.opts.Bundles {
+		return nil
+	}
 	e.reload.Lock()
 	defer e.reload.Unlock()
 
@@ -178,6 +236,11 @@ func (e *Engine) Reload(ctx context.Context) error {
 		return fmt.Errorf("compile %s: %w", e.opts.Source, err)
 	}
 	snap.info = Info{Revision: rev, Modules: len(files.Modules), LoadedAt: time.Now().UTC()}
+	if e.opts.Manager != nil {
+		if err := publish(ctx, e.opts.Manager, files, snap.compiler); err != nil {
+			return fmt.Errorf("load %s into OPA's plugin manager: %w", e.opts.Source, err)
+		}
+	}
 	e.current.Store(snap)
 	e.log.WithFields(logrus.Fields{"revision": rev, "modules": len(files.Modules), "source": e.opts.Source.String()}).Info("policy loaded")
 	return nil
@@ -188,8 +251,19 @@ func (e *Engine) Reload(ctx context.Context) error {
 // ErrUndefined when the query has no result and wraps ErrTimeout when the
 // evaluation ran out of time. Callers deciding access deny on any error.
 func (e *Engine) Eval(ctx context.Context, q Query, input ast.Value) (any, error) {
-	snap := e.current.Load()
-	pq, err := snap.prepared(ctx, q)
+	if e.opts.Bundles {
+		return e.evalShared(ctx, q, input)
+	}
+	return e.eval(ctx, e.current.Load(), q, input, nil)
+}
+
+// eval evaluates q on snap; txn, when set, is the read transaction on the
+// snapshot's store the evaluation must use.
+func (e *Engine) eval(ctx context.Context, snap *snapshot, q Query, input ast.Value, txn storage.Transaction) (any, error) {
+	if snap == nil {
+		return nil, fmt.Errorf("evaluate %s: %w", q, ErrNoPolicy)
+	}
+	pq, err := snap.prepared(ctx, q, txn)
 	if err != nil {
 		return nil, err
 	}
@@ -199,9 +273,16 @@ func (e *Engine) Eval(ctx context.Context, q Query, input ast.Value) (any, error
 		defer cancel()
 	}
 	var rs rego.ResultSet
-	if input != nil {
+	switch {
+	case txn != nil:
+		opts := []rego.EvalOption{rego.EvalTransaction(txn)}
+		if input != nil {
+			opts = append(opts, rego.EvalParsedInput(input))
+		}
+		rs, err = pq.Eval(ctx, opts...)
+	case input != nil:
 		rs, err = pq.Eval(ctx, rego.EvalParsedInput(input))
-	} else {
+	default:
 		rs, err = pq.Eval(ctx)
 	}
 	if err != nil {
@@ -219,11 +300,11 @@ func (e *Engine) Eval(ctx context.Context, q Query, input ast.Value) (any, error
 	return rs[0].Expressions[0].Value, nil
 }
 
-func (s *snapshot) prepared(ctx context.Context, q Query) (*rego.PreparedEvalQuery, error) {
+func (s *snapshot) prepared(ctx context.Context, q Query, txn storage.Transaction) (*rego.PreparedEvalQuery, error) {
 	if pq, ok := s.queries.Load(q.key); ok {
 		return pq.(*rego.PreparedEvalQuery), nil
 	}
-	pq, err := s.prepare(ctx, q)
+	pq, err := s.prepare(ctx, q, txn)
 	if err != nil {
 		return nil, err
 	}
@@ -234,13 +315,19 @@ func (s *snapshot) prepared(ctx context.Context, q Query) (*rego.PreparedEvalQue
 	return actual.(*rego.PreparedEvalQuery), nil
 }
 
-func (s *snapshot) prepare(ctx context.Context, q Query) (*rego.PreparedEvalQuery, error) {
-	pq, err := rego.New(
+// prepare prepares q on the snapshot; txn, when set, is an open
+// transaction on the snapshot's store to prepare in.
+func (s *snapshot) prepare(ctx context.Context, q Query, txn storage.Transaction) (*rego.PreparedEvalQuery, error) {
+	opts := []func(*rego.Rego){
 		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(q.ref)))),
 		rego.Compiler(s.compiler),
 		rego.Store(s.store),
 		rego.StoreReadAST(true),
-	).PrepareForEval(ctx)
+	}
+	if txn != nil {
+		opts = append(opts, rego.Transaction(txn))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", q, err)
 	}
@@ -264,7 +351,7 @@ func build(ctx context.Context, files *Files, prepare []Query) (*snapshot, error
 	}
 	snap := &snapshot{compiler: compiler, store: store}
 	for _, q := range prepare {
-		pq, err := snap.prepare(ctx, q)
+		pq, err := snap.prepare(ctx, q, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -39,13 +39,7 @@ type Files struct {
 // Load reads the source. Unit tests (`*_test.rego`) are left out: they belong
 // to `elevate test`, not to the policy being served or bundled.
 func (s Source) Load() (*Files, error) {
-	l := loader.NewFileLoader().
-		WithRegoVersion(ast.RegoV1).
-		WithProcessAnnotation(true)
-	if s.FS != nil {
-		l = l.WithFS(s.FS)
-	}
-	res, err := l.Filtered(s.Paths, skipTests)
+	res, err := s.Result()
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +53,18 @@ func (s Source) Load() (*Files, error) {
 		files.Raw[name] = m.Raw
 	}
 	return files, nil
+}
+
+// Result reads the source as Load does, in the form OPA's loader returns
+// and OPA's plugin manager takes (plugins.InitFiles).
+func (s Source) Result() (*loader.Result, error) {
+	l := loader.NewFileLoader().
+		WithRegoVersion(ast.RegoV1).
+		WithProcessAnnotation(true)
+	if s.FS != nil {
+		l = l.WithFS(s.FS)
+	}
+	return l.Filtered(s.Paths, skipTests)
 }
 
 func skipTests(_ string, info fs.FileInfo, _ int) bool {

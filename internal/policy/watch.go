@@ -19,9 +19,9 @@ const settle = 100 * time.Millisecond
 // Watch reloads the policy whenever a file under the source's paths changes,
 // until ctx ends. A reload that fails to compile is logged and the last good
 // policy keeps serving. Built-in policies (Source.FS) never change, so Watch
-// returns at once for them.
+// returns at once for them, as it does when the policy comes from bundles.
 func (e *Engine) Watch(ctx context.Context) error {
-	if e.opts.Source.FS != nil {
+	if e.opts.Source.FS != nil || e.opts.Bundles {
 		return nil
 	}
 	w, err := fsnotify.NewWatcher()
