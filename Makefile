@@ -8,7 +8,7 @@ ELEVATE := bin/elevate
 OPA     := bin/opa
 
 .DEFAULT_GOAL := help
-.PHONY: help build opa run test vet fmt-check redis nginx go-test policy-test bundle clean
+.PHONY: help build opa run test vet fmt-check redis nginx go-test policy-test bundle clean bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,13 @@ policy-test: build ## Rego unit tests (with the extension example) and strict co
 	$(ELEVATE) test policies test/testdata/extensions
 	$(ELEVATE) test --coverage policies | tail -n 1
 	$(ELEVATE) check policies test/testdata/extensions
+
+bench: build opa redis ## Run the benchmarks and the load comparison (not part of make test)
+	@mkdir -p bin/bench
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/policy ./internal/store/redis ./internal/decision ./internal/api \
+	  > bin/bench/go-bench.txt || { cat bin/bench/go-bench.txt; exit 1; }
+	@cat bin/bench/go-bench.txt
+	$(GO) run ./test/bench/cmd/elevate-bench -elevate $(ELEVATE) -opa $(OPA) -out bin/bench -gobench bin/bench/go-bench.txt
 
 bundle: build ## Build bundles/demo.tar.gz from the policies and demo data
 	$(ELEVATE) bundle build policies bundles/demo -o bundles/demo.tar.gz
