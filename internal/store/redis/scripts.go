@@ -86,18 +86,24 @@ end
 return {'ok', deleted}
 `)
 
-// liveScript: KEYS live, act; ARGV el key prefix. Returns the JSON of the
-// activations whose el key still exists: one round trip per decision.
-var liveScript = goredis.NewScript(`
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', ARGV[1] .. id) == 1 then
-    local v = redis.call('HGET', KEYS[2], id)
-    if v then out[#out + 1] = v end
+// liveLua returns the JSON of the activations in the live set KEYS[live]
+// whose el key (ARGV[1] .. id) still exists, read from the hash KEYS[act].
+const liveLua = `
+local function live(set, act)
+  local out = {}
+  for _, id in ipairs(redis.call('SMEMBERS', set)) do
+    if redis.call('EXISTS', ARGV[1] .. id) == 1 then
+      local v = redis.call('HGET', act, id)
+      if v then out[#out + 1] = v end
+    end
   end
+  return out
 end
-return out
-`)
+`
+
+// liveScript: KEYS live, act; ARGV el key prefix. Returns the JSON of the
+// running activations.
+var liveScript = goredis.NewScript(liveLua + `return live(KEYS[1], KEYS[2])`)
 
 // claimScript: KEYS due; ARGV now (ms), lease end (ms), limit. Leases the due
 // ids by moving their score to the lease's end, atomically, so concurrent
@@ -109,14 +115,5 @@ return ids
 `)
 
 // holdingsScript: KEYS asg, live, act; ARGV el key prefix. Returns {all
-// assignments' JSON, live activations' JSON}: one round trip per decision.
-var holdingsScript = goredis.NewScript(`
-local live = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if redis.call('EXISTS', ARGV[1] .. id) == 1 then
-    local v = redis.call('HGET', KEYS[3], id)
-    if v then live[#live + 1] = v end
-  end
-end
-return {redis.call('HVALS', KEYS[1]), live}
-`)
+// assignments' JSON, running activations' JSON}: one round trip per decision.
+var holdingsScript = goredis.NewScript(liveLua + `return {redis.call('HVALS', KEYS[1]), live(KEYS[2], KEYS[3])}`)
