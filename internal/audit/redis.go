@@ -27,7 +27,7 @@ const (
 )
 
 const (
-	// appendAttempts bounds the retries of an append that lost the race for
+	// appendAttempts bounds the retries of a batch that lost the race for
 	// the head to another writer. Each lost race means another event was
 	// appended, so running out takes sustained contention from many
 	// replicas; the event is then reported not stored (and is in the
@@ -46,18 +46,26 @@ var ErrContended = errors.New("audit append lost the race for the chain's head t
 
 // RedisSink keeps the trail in a Redis Stream shared by every replica.
 // Redis has no SHA-256 in Lua, so an append reads the head in Go, hashes
-// the event after it, and runs a script that, only if the head is still
-// the one read, adds the event and moves the head; else it retries on the
-// new head. Reads filter on the event's own time: replicas' clocks need not
-// agree, so events are ordered by seq, not time.
+// the events after it, and runs a script that, only if the head is still
+// the one read, adds them and moves the head; else it retries on the new
+// head. Concurrent appends of one sink go as one batch (see Append), so
+// they do not race each other for the head. Reads filter on the event's own
+// time: replicas' clocks need not agree, so events are ordered by seq, not
+// time.
 type RedisSink struct {
 	c    goredis.UniversalClient
 	keep Retention
 	now  func() time.Time
 
-	// mu guards last, the head as this sink last saw it: with one writer it
-	// saves a read per append; when stale, the script answers the real one.
-	mu   sync.Mutex
+	// qmu guards queue, the appends waiting for a batch, and busy, whether
+	// some caller leads (runs a batch or is about to).
+	qmu   sync.Mutex
+	queue []*pending
+	busy  bool
+
+	// last is the head as this sink last saw it: it saves a read per batch;
+	// when stale, the script answers the real one. Only the leader uses
+	// it, and the lead passes under qmu, which orders the uses.
 	last *Anchor
 }
 
@@ -76,26 +84,35 @@ func NewRedisSinkWith(c goredis.UniversalClient, keep Retention) *RedisSink {
 	return &RedisSink{c: c, keep: keep, now: time.Now}
 }
 
-// appendScript adds an event if the head is still ARGV[1] (seq) and
-// ARGV[2] (hash). KEYS: stream, head. ARGV: head seq, head hash, new seq,
-// new stream id, new hash, event JSON. It answers {1} when added, or {0,
-// seq, hash} of the current head. A missing head is seq 0 at the genesis.
-var appendScript = goredis.NewScript(`
+// batchScript appends a batch of chained events if the head is still the
+// one they were chained from. KEYS: stream, head. ARGV: head seq, head
+// hash, the last event's seq, then for each event, oldest first, its
+// stream id, hash and JSON. It answers {1} when added, or {0, seq, hash}
+// of the current head. A missing head is seq 0 at the genesis. Redis does
+// not undo a script's writes when a command fails part-way, but only the
+// first XADD can be refused for its id (the others' ids rise from it), so
+// a refusal writes nothing.
+var batchScript = goredis.NewScript(`
 local h = redis.call('HMGET', KEYS[2], 'seq', 'hash')
 local seq, hash = h[1], h[2]
 if not seq then seq, hash = '0', '` + Genesis + `' end
 if seq ~= ARGV[1] or hash ~= ARGV[2] then return {0, seq, hash} end
-redis.call('XADD', KEYS[1], ARGV[4], 'event', ARGV[6], 'hash', ARGV[5])
-redis.call('HSET', KEYS[2], 'seq', ARGV[3], 'hash', ARGV[5])
+for i = 4, #ARGV, 3 do
+  redis.call('XADD', KEYS[1], ARGV[i], 'event', ARGV[i + 2], 'hash', ARGV[i + 1])
+end
+redis.call('HSET', KEYS[2], 'seq', ARGV[3], 'hash', ARGV[#ARGV - 1])
 return {1}
 `)
 
 func streamID(seq int64) string { return strconv.FormatInt(seq, 10) + "-0" }
 
-func (r *RedisSink) Append(ctx context.Context, e Event) (Event, error) {
+// appendBatch stores the events of batch, chained one after another from
+// the head, all or none, and sets each caller's out (or its own err when
+// its event alone cannot be chained).
+func (r *RedisSink) appendBatch(ctx context.Context, batch []*pending) error {
 	head, err := r.head(ctx)
 	if err != nil {
-		return Event{}, err
+		return err
 	}
 	for attempt := range appendAttempts {
 		if attempt > 0 {
@@ -103,47 +120,69 @@ func (r *RedisSink) Append(ctx context.Context, e Event) (Event, error) {
 			select {
 			case <-time.After(rand.N(window)):
 			case <-ctx.Done():
-				return Event{}, ctx.Err()
+				r.last = nil
+				return fmt.Errorf("append audit events: %w", ctx.Err())
 			}
 		}
-		chained, err := chain(head, e)
-		if err != nil {
-			return Event{}, err
+		args, last := chainBatch(head, batch)
+		if last == head {
+			return nil // no event could be chained; each has its error
 		}
-		raw, err := json.Marshal(chained)
+		res, err := batchScript.Run(ctx, r.c, []string{streamKey, headKey}, args...).Slice()
 		if err != nil {
-			return Event{}, err
-		}
-		prev := head.Hash
-		if head.Seq == 0 {
-			prev = Genesis
-		}
-		res, err := appendScript.Run(ctx, r.c, []string{streamKey, headKey},
-			head.Seq, prev, chained.Seq, streamID(chained.Seq), chained.Hash, raw).Slice()
-		if err != nil {
-			r.forget()
-			return Event{}, fmt.Errorf("append audit event: %w", err)
+			r.last = nil
+			return fmt.Errorf("append audit events: %w", err)
 		}
 		if added, _ := res[0].(int64); added == 1 {
-			r.remember(Anchor{Seq: chained.Seq, Hash: chained.Hash})
-			return chained, nil
+			r.last = &last
+			return nil
 		}
 		if head, err = parseHead(res[1:]); err != nil {
-			r.forget()
-			return Event{}, err
+			r.last = nil
+			return err
 		}
 	}
-	r.forget()
-	return Event{}, ErrContended
+	r.last = nil
+	return ErrContended
+}
+
+// chainBatch chains the events of batch one after another from head,
+// setting each caller's out, and returns batchScript's arguments and the
+// new head. An event that cannot be chained (it has no canonical form)
+// fails alone: its caller gets the error and it is left out.
+func chainBatch(head Anchor, batch []*pending) ([]any, Anchor) {
+	prev := head.Hash
+	if head.Seq == 0 {
+		prev = Genesis
+	}
+	args := make([]any, 3, 3+3*len(batch))
+	args[0], args[1] = head.Seq, prev
+	last := head
+	for _, p := range batch {
+		if p.err != nil {
+			continue
+		}
+		e, err := chain(last, p.e)
+		var raw []byte
+		if err == nil {
+			raw, err = json.Marshal(e)
+		}
+		if err != nil {
+			p.err = err
+			continue
+		}
+		p.out = e
+		args = append(args, streamID(e.Seq), e.Hash, raw)
+		last = Anchor{Seq: e.Seq, Hash: e.Hash}
+	}
+	args[2] = last.Seq
+	return args, last
 }
 
 // head is the head this sink last saw, or Redis's.
 func (r *RedisSink) head(ctx context.Context) (Anchor, error) {
-	r.mu.Lock()
-	last := r.last
-	r.mu.Unlock()
-	if last != nil {
-		return *last, nil
+	if r.last != nil {
+		return *r.last, nil
 	}
 	h, err := r.c.HMGet(ctx, headKey, "seq", "hash").Result()
 	if err != nil {
@@ -153,18 +192,6 @@ func (r *RedisSink) head(ctx context.Context) (Anchor, error) {
 		return Anchor{Hash: Genesis}, nil
 	}
 	return parseHead(h)
-}
-
-func (r *RedisSink) remember(a Anchor) {
-	r.mu.Lock()
-	r.last = &a
-	r.mu.Unlock()
-}
-
-func (r *RedisSink) forget() {
-	r.mu.Lock()
-	r.last = nil
-	r.mu.Unlock()
 }
 
 // parseHead reads {seq, hash} as Redis answers them.
