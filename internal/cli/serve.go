@@ -260,7 +260,7 @@ func openStore(cfg config.StoreConfig, keep config.AuditConfig) (store.Store, au
 	if err != nil {
 		return nil, nil, nil, &config.Error{Field: "store.redis_url", Err: err}
 	}
-	r := storeredis.New(c)
+	r := storeredis.New(c, storeredis.WithCache(cfg.CacheSize))
 	return r, audit.NewRedisSinkWith(c, retention), r, nil
 }
 

@@ -197,6 +197,10 @@ type StoreConfig struct {
 	// Sentinel, ?cluster=true or several addr= for Cluster); empty means an
 	// in-process store whose state is neither shared nor kept.
 	RedisURL string `json:"redis_url"`
+	// CacheSize is how many principals' holdings each replica keeps in
+	// memory for decisions, invalidated by Redis as they change (0: none;
+	// every decision reads Redis).
+	CacheSize int `json:"cache_size"`
 }
 
 // DecisionsConfig is how gateways ask for decisions.
@@ -253,6 +257,7 @@ func Default() Config {
 	return Config{
 		Server: ServerConfig{Addr: "127.0.0.1:8181", GRPCAddr: "127.0.0.1:9191", ShutdownTimeout: Duration(10 * time.Second), MaxBodyBytes: 1 << 20},
 		Audit:  AuditConfig{MaxAge: Duration(30 * 24 * time.Hour)},
+		Store:  StoreConfig{CacheSize: 100_000},
 		Decisions: DecisionsConfig{
 			SubjectField: "subject", ForwardAuthQuery: "data.pim.gateway.decision", EnvoyQuery: "data.envoy.authz.allow",
 		},
@@ -303,6 +308,7 @@ func Flags(fs *pflag.FlagSet, cfg *Config) {
 	fs.BoolVar(&cfg.Policy.Watch, "watch", cfg.Policy.Watch, "reload policies when files under the given paths change")
 	fs.Int64Var(&cfg.Server.MaxBodyBytes, "max-body-bytes", cfg.Server.MaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&cfg.Store.RedisURL, "redis-url", cfg.Store.RedisURL, "Redis URL (redis://, rediss://); empty keeps state in this process only")
+	fs.IntVar(&cfg.Store.CacheSize, "cache-size", cfg.Store.CacheSize, "principals whose holdings each replica caches for decisions, invalidated by Redis (0: none)")
 	fs.DurationVar((*time.Duration)(&cfg.Audit.MaxAge), "audit-max-age", time.Duration(cfg.Audit.MaxAge), "drop audit events older than this (0: keep)")
 	fs.IntVar(&cfg.Audit.MaxEvents, "audit-max-events", cfg.Audit.MaxEvents, "keep at most this many audit events (0: no limit)")
 	fs.BoolVar(&cfg.Demo.Enabled, "demo", cfg.Demo.Enabled, "load the demo tenant, with a token and TOTP secret per demo principal")
@@ -470,6 +476,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.RedisURL != "" && !strings.HasPrefix(c.Store.RedisURL, "redis://") && !strings.HasPrefix(c.Store.RedisURL, "rediss://") && !strings.HasPrefix(c.Store.RedisURL, "unix://") {
 		return &Error{Field: "store.redis_url", Err: errors.New("must be a redis://, rediss:// or unix:// URL")}
+	}
+	if c.Store.CacheSize < 0 {
+		return &Error{Field: "store.cache_size", Err: errors.New("must not be negative")}
 	}
 	if c.Audit.MaxAge < 0 {
 		return &Error{Field: "audit.max_age", Err: errors.New("must not be negative")}

@@ -24,13 +24,29 @@ import (
 type Store struct {
 	c      goredis.UniversalClient
 	prefix string
+
+	cache *cache // nil without WithCache
+	stop  context.CancelFunc
+	done  chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a store using c, its keys starting with "elevate:".
-func New(c goredis.UniversalClient) *Store {
-	return &Store{c: c, prefix: "elevate:"}
+func New(c goredis.UniversalClient, opts ...Option) *Store {
+	s := &Store{c: c, prefix: "elevate:"}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.cache != nil {
+		ctx, stop := context.WithCancel(context.Background())
+		s.stop, s.done = stop, make(chan struct{})
+		go func() {
+			defer close(s.done)
+			s.subscribe(ctx)
+		}()
+	}
+	return s
 }
 
 // escape makes user input safe inside a key: everything but letters, digits
@@ -69,6 +85,18 @@ func (k keys) lock(role, scope string) string {
 func (s *Store) ids() string        { return s.prefix + "ids" }        // hash id -> principal
 func (s *Store) principals() string { return s.prefix + "principals" } // set
 func (s *Store) due() string        { return s.prefix + "due" }        // zset activation id, score = Due (Unix ms)
+
+// invalidations is the channel every change to a principal's holdings
+// publishes the principal's tag on (see cache.go).
+func (s *Store) invalidations() string { return s.prefix + "invalidate" }
+
+// changed drops p's cached holdings after a write to them: this replica's
+// next decision reads what it just wrote, without waiting for the message.
+func (s *Store) changed(p string) {
+	if s.cache != nil {
+		s.cache.invalidate(s.principal(p).tag)
+	}
+}
 
 // pxat is the Unix millisecond at which a key for t expires: rounded up, so
 // the key never disappears before the elevation ends. Reads also compare
@@ -122,7 +150,9 @@ func (s *Store) CreateAssignment(ctx context.Context, a store.Assignment) error 
 	if err := s.claim(ctx, "assignment", a.ID, a.Principal); err != nil {
 		return err
 	}
-	set, err := s.c.HSetNX(ctx, s.principal(a.Principal).assignments(), a.ID, b).Result()
+	k := s.principal(a.Principal)
+	defer s.changed(a.Principal)
+	set, err := assignScript.Run(ctx, s.c, []string{k.assignments()}, a.ID, b, s.invalidations(), k.tag).Bool()
 	if err != nil {
 		return fmt.Errorf("store assignment %s: %w", a.ID, err)
 	}
@@ -221,6 +251,8 @@ type change struct {
 // assignment's JSON.
 func (s *Store) apply(ctx context.Context, p, deleteID string, changes ...change) (string, error) {
 	k := s.principal(p)
+	// Invalidated whatever the answer: a timeout may hide a change made.
+	defer s.changed(p)
 	args := []any{deleteID, len(changes), k.elPrefix()}
 	for _, c := range changes {
 		b, err := json.Marshal(c.a)
@@ -234,6 +266,7 @@ func (s *Store) apply(ctx context.Context, p, deleteID string, changes ...change
 		args = append(args, escape(c.a.ID), c.expect, b, int(c.effect), end,
 			k.lock(c.a.Role, c.a.Scope), k.el(c.a.ID), c.a.AssignmentID, c.a.ID)
 	}
+	args = append(args, s.invalidations(), k.tag)
 	res, err := applyScript.Run(ctx, s.c, []string{k.activations(), k.live(), k.assignments()}, args...).Slice()
 	if err != nil {
 		return "", fmt.Errorf("write activations of %q: %w", p, err)
@@ -401,31 +434,53 @@ func (s *Store) Elevations(ctx context.Context, principal string, now time.Time)
 
 func (s *Store) Holdings(ctx context.Context, principal string, now time.Time) (store.Holdings, error) {
 	k := s.principal(principal)
+	if s.cache == nil {
+		h, err := s.holdings(ctx, k, principal)
+		if err != nil {
+			return store.Holdings{}, err
+		}
+		return h.at(now), nil
+	}
+	h, gen, ok := s.cache.get(k.tag)
+	if h != nil {
+		return h.at(now), nil
+	}
+	h, err := s.holdings(ctx, k, principal)
+	if err != nil {
+		return store.Holdings{}, err
+	}
+	if ok {
+		s.cache.put(k.tag, gen, h)
+	}
+	return h.at(now), nil
+}
+
+// holdings reads every assignment and running activation of principal, in
+// one round trip, sorted as Holdings answers them.
+func (s *Store) holdings(ctx context.Context, k keys, principal string) (*holdings, error) {
 	res, err := holdingsScript.Run(ctx, s.c, []string{k.assignments(), k.live(), k.activations()}, k.elPrefix()).Slice()
 	if err != nil {
-		return store.Holdings{}, fmt.Errorf("read holdings of %q: %w", principal, err)
+		return nil, fmt.Errorf("read holdings of %q: %w", principal, err)
 	}
-	h := store.Holdings{Assignments: []store.Assignment{}, Elevations: []store.Activation{}}
-	for _, v := range res[0].([]any) {
+	rawAsg, _ := res[0].([]any)
+	rawEl, _ := res[1].([]any)
+	h := &holdings{assignments: make([]store.Assignment, 0, len(rawAsg)), elevations: make([]store.Activation, 0, len(rawEl))}
+	for _, v := range rawAsg {
 		var a store.Assignment
 		if err := json.Unmarshal([]byte(v.(string)), &a); err != nil {
-			return store.Holdings{}, fmt.Errorf("decode assignment: %w", err)
+			return nil, fmt.Errorf("decode assignment: %w", err)
 		}
-		if a.Holds(now) {
-			h.Assignments = append(h.Assignments, a)
-		}
+		h.assignments = append(h.assignments, a)
 	}
-	for _, v := range res[1].([]any) {
+	for _, v := range rawEl {
 		var a store.Activation
 		if err := json.Unmarshal([]byte(v.(string)), &a); err != nil {
-			return store.Holdings{}, fmt.Errorf("decode activation: %w", err)
+			return nil, fmt.Errorf("decode activation: %w", err)
 		}
-		if a.LiveAt(now) {
-			h.Elevations = append(h.Elevations, a)
-		}
+		h.elevations = append(h.elevations, a)
 	}
-	sort.Slice(h.Assignments, func(i, j int) bool { return h.Assignments[i].ID < h.Assignments[j].ID })
-	sortActivations(h.Elevations)
+	sort.Slice(h.assignments, func(i, j int) bool { return h.assignments[i].ID < h.assignments[j].ID })
+	sortActivations(h.elevations)
 	return h, nil
 }
 
@@ -531,4 +586,10 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 
 func (s *Store) Ping(ctx context.Context) error { return s.c.Ping(ctx).Err() }
 
-func (s *Store) Close() error { return s.c.Close() }
+func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stop()
+		<-s.done
+	}
+	return s.c.Close()
+}

@@ -13,12 +13,16 @@ import goredis "github.com/redis/go-redis/v9"
 //	<tag>:on:<role>:<scope>  string  the live activation's id, same expiry: one per role and scope
 //
 // Business rules are decided in Go; the scripts check that what Go read is
-// still true (versions, locks, liveness) and apply the change.
+// still true (versions, locks, liveness) and apply the change. A script that
+// changes what a principal holds publishes the principal's tag on the
+// invalidation channel in the same step, for the replicas' caches
+// (cache.go).
 
 // applyScript: KEYS act, live, asg. ARGV[1] assignment id to delete or "",
 // ARGV[2] number of changes, ARGV[3] el key prefix, then per change: escaped
 // id, expected version ("0": must not exist), JSON, effect (store.Effect),
-// pxat, lock key, el key, assignment id, id. Returns {"ok", deleted
+// pxat, lock key, el key, assignment id, id; then the invalidation channel
+// and the principal's tag. Returns {"ok", deleted
 // assignment JSON or false} or {reason, change index}. Deleting an
 // assignment also checks that the changes end every activation of it still
 // pending, scheduled or live: one started since Go read them makes the
@@ -83,7 +87,16 @@ if ARGV[1] ~= '' then
   deleted = redis.call('HGET', KEYS[3], ARGV[1])
   redis.call('HDEL', KEYS[3], ARGV[1])
 end
+redis.call('PUBLISH', ARGV[4 + n * 9], ARGV[5 + n * 9])
 return {'ok', deleted}
+`)
+
+// assignScript: KEYS asg; ARGV id, JSON, invalidation channel, principal's
+// tag. Adds the assignment unless the id is taken; 1 when added.
+var assignScript = goredis.NewScript(`
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
 `)
 
 // liveLua returns the JSON of the activations in the live set KEYS[live]
