@@ -15,8 +15,9 @@
 //
 // The sink assigns all three when it appends, atomically with respect to
 // every other writer: MemorySink under its mutex; RedisSink with a script
-// that adds the event only if the head of the chain (the key
-// elevate:{audit}:head) is still the one the hash was computed from, and
+// that adds a batch of events (the appends waiting in one replica, chained
+// one after another) only if the head of the chain (the key
+// elevate:{audit}:head) is still the one the hashes were computed from, and
 // otherwise retries from the new head. So several replicas form one chain.
 //
 // # Canonical form
