@@ -434,22 +434,19 @@ func (s *Store) Elevations(ctx context.Context, principal string, now time.Time)
 
 func (s *Store) Holdings(ctx context.Context, principal string, now time.Time) (store.Holdings, error) {
 	k := s.principal(principal)
-	if s.cache == nil {
-		h, err := s.holdings(ctx, k, principal)
-		if err != nil {
-			return store.Holdings{}, err
+	var gen uint64
+	var keep bool
+	if s.cache != nil {
+		var h *holdings
+		if h, gen, keep = s.cache.get(k.tag); h != nil {
+			return h.at(now), nil
 		}
-		return h.at(now), nil
-	}
-	h, gen, ok := s.cache.get(k.tag)
-	if h != nil {
-		return h.at(now), nil
 	}
 	h, err := s.holdings(ctx, k, principal)
 	if err != nil {
 		return store.Holdings{}, err
 	}
-	if ok {
+	if keep {
 		s.cache.put(k.tag, gen, h)
 	}
 	return h.at(now), nil

@@ -12,30 +12,37 @@ import (
 )
 
 // The suite runs against real redis-server processes the harness starts:
-// one standalone server and a three-master cluster.
+// one standalone server and a three-master cluster, each without and with
+// the holdings cache (cache_test.go); with it, every read a test makes
+// after a write through the same store must see the write.
 func TestConformanceStandalone(t *testing.T) {
 	srv := harness.Redis(t)
 	c := srv.Client(t)
-	storetest.Run(t, func(t *testing.T) store.Store {
-		if err := c.FlushAll(context.Background()).Err(); err != nil {
-			t.Fatal(err)
-		}
-		return New(c)
-	})
+	conformance(t, srv.URL, c, func(ctx context.Context) error { return c.FlushAll(ctx).Err() })
 }
 
 func TestConformanceCluster(t *testing.T) {
 	cluster := harness.RedisCluster(t)
 	c := cluster.Client(t)
-	storetest.Run(t, func(t *testing.T) store.Store {
-		err := c.ForEachMaster(context.Background(), func(ctx context.Context, m *goredis.Client) error {
-			return m.FlushAll(ctx).Err()
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return New(c)
+	conformance(t, cluster.URL, c, func(ctx context.Context) error {
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error { return m.FlushAll(ctx).Err() })
 	})
+}
+
+func conformance(t *testing.T, url string, c goredis.UniversalClient, flush func(context.Context) error) {
+	open := func(cache bool) storetest.Open {
+		return func(t *testing.T) store.Store {
+			if err := flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if cache {
+				return cached(t, url)
+			}
+			return New(c)
+		}
+	}
+	t.Run("uncached", func(t *testing.T) { storetest.Run(t, open(false)) })
+	t.Run("cached", func(t *testing.T) { storetest.Run(t, open(true)) })
 }
 
 func TestEscapeIsInjectiveAndKeySafe(t *testing.T) {
