@@ -151,6 +151,7 @@ type Engine struct {
 	log     logrus.FieldLogger
 	reload  sync.Mutex // one load at a time; evaluations never wait for it
 	current atomic.Pointer[snapshot]
+	gen     atomic.Uint64 // see Generation
 }
 
 // Info describes the policy being served.
@@ -211,6 +212,19 @@ func (e *Engine) Info() Info {
 	return Info{}
 }
 
+// Generation changes whenever what an evaluation may see changes: a new
+// snapshot, or with bundles any write to the manager's store (a data-only
+// bundle brings no new compiler). A caller that keeps a result computed
+// from the policy alone reads Generation before evaluating and keeps the
+// result while Generation still returns that value.
+func (e *Engine) Generation() uint64 { return e.gen.Load() }
+
+// serve makes snap the snapshot evaluations use.
+func (e *Engine) serve(snap *snapshot) {
+	e.current.Store(snap)
+	e.gen.Add(1)
+}
+
 // Reload loads the source again and, when it compiles, atomically replaces the
 // snapshot being served. On error the previous snapshot keeps serving.
 func (e *Engine) Reload(ctx context.Context) error {
@@ -241,7 +255,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 			return fmt.Errorf("load %s into OPA's plugin manager: %w", e.opts.Source, err)
 		}
 	}
-	e.current.Store(snap)
+	e.serve(snap)
 	e.log.WithFields(logrus.Fields{"revision": rev, "modules": len(files.Modules), "source": e.opts.Source.String()}).Info("policy loaded")
 	return nil
 }

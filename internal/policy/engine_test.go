@@ -230,6 +230,25 @@ func TestDataChangeReloads(t *testing.T) {
 	}
 }
 
+func TestGenerationChangesWithTheSnapshot(t *testing.T) {
+	dir := policyDir(t, answerPolicy("1"))
+	e := newEngine(t, Source{Paths: []string{dir}})
+	g := e.Generation()
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e.Generation() != g {
+		t.Fatal("a reload that changed nothing changed the generation")
+	}
+	write(t, filepath.Join(dir, "t", "data.json"), `{"admins": ["mallory"]}`)
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e.Generation() == g {
+		t.Fatal("new data, same generation")
+	}
+}
+
 // Evaluations running while the policy is reloaded over and over each see
 // one whole policy: never an error, never a mix of old and new.
 func TestConcurrentEvalDuringReload(t *testing.T) {

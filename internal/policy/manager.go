@@ -29,6 +29,15 @@ import (
 func (e *Engine) follow(ctx context.Context) error {
 	m := e.opts.Manager
 	m.RegisterCompilerTrigger(e.activated)
+	err := storage.Txn(ctx, m.Store, storage.WriteParams, func(txn storage.Transaction) error {
+		_, err := m.Store.Register(ctx, txn, storage.TriggerConfig{
+			OnCommit: func(context.Context, storage.Transaction, storage.TriggerEvent) { e.gen.Add(1) },
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("follow the policy store: %w", err)
+	}
 	// Read in a transaction, so no activation lands between reading the
 	// compiler and storing the snapshot; one that follows replaces it.
 	return storage.Txn(ctx, m.Store, storage.TransactionParams{}, func(txn storage.Transaction) error {
@@ -67,7 +76,7 @@ func (e *Engine) activate(ctx context.Context, txn storage.Transaction) {
 		}
 		snap.queries.Store(q.key, pq)
 	}
-	e.current.Store(snap)
+	e.serve(snap)
 	e.log.WithFields(logrus.Fields{"revision": snap.info.Revision, "bundles": bundles, "modules": snap.info.Modules}).Info("policy activated")
 }
 

@@ -106,6 +106,31 @@ func TestBundlesFromManager(t *testing.T) {
 	}
 }
 
+// Data can change in the manager's store without a new compiler (a
+// data-only bundle, a write through OPA's APIs): the generation changes
+// with every commit.
+func TestGenerationFollowsTheManagersStore(t *testing.T) {
+	m := newManager(t)
+	e, err := New(context.Background(), Options{Manager: m, Bundles: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	activate(t, m, "r1", answerPolicy("1"), map[string]any{"admins": []any{"alice"}})
+	g := e.Generation()
+	err = storage.Txn(context.Background(), m.Store, storage.WriteParams, func(txn storage.Transaction) error {
+		return m.Store.Write(context.Background(), txn, storage.ReplaceOp, storage.MustParsePath("/t/admins"), ast.NewArray(ast.StringTerm("bob")))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Generation() == g {
+		t.Fatal("the data changed, the generation did not")
+	}
+	if v := evalOK(t, e, allow, ast.MustParseTerm(`{"user": "bob"}`).Value); v != true {
+		t.Fatalf("bob not allowed by the written data: %v", v)
+	}
+}
+
 // Evaluations running while bundles activate each see one activation
 // whole: a rule and the data it was activated with always agree.
 func TestConcurrentEvalDuringActivations(t *testing.T) {

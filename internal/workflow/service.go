@@ -12,7 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -90,6 +92,7 @@ type Service struct {
 	log    logrus.FieldLogger
 	now    func() time.Time
 	obs    Observer
+	roles  atomic.Pointer[rolesAt]
 }
 
 // New returns the workflow service.
@@ -184,8 +187,32 @@ type RoleSettings struct {
 
 var effectiveRoles = policy.MustQuery("data.pim.lib.effective_roles")
 
-// Roles returns the roles the policy defines, by id.
+// rolesAt are the roles as the policy defined them at an engine generation.
+type rolesAt struct {
+	gen   uint64
+	roles map[string]Role
+}
+
+// Roles returns the roles the policy defines, by id. They depend on the
+// policy and its data only, so they are evaluated once per policy
+// generation rather than on every activation; the Role values are shared
+// and must not be modified.
 func (s *Service) Roles(ctx context.Context) (map[string]Role, error) {
+	// The generation is read before evaluating: roles evaluated across a
+	// change carry the older generation, which is never current again.
+	gen := s.engine.Generation()
+	if m := s.roles.Load(); m != nil && m.gen == gen {
+		return maps.Clone(m.roles), nil
+	}
+	roles, err := s.evalRoles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.roles.Store(&rolesAt{gen: gen, roles: roles})
+	return maps.Clone(roles), nil
+}
+
+func (s *Service) evalRoles(ctx context.Context) (map[string]Role, error) {
 	v, err := s.engine.Eval(ctx, effectiveRoles, nil)
 	if errors.Is(err, policy.ErrUndefined) {
 		return map[string]Role{}, nil

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,7 +56,10 @@ const roles = `{"pim": {"roles": {
 }}}`
 
 type env struct {
-	svc   *Service
+	svc    *Service
+	engine *policy.Engine
+	// roles is the roles.json the engine loads beside the built-in policies.
+	roles string
 	store store.Store
 	clock *clock
 	audit *audit.MemorySink
@@ -121,7 +125,7 @@ func newEnvWith(t *testing.T, st store.Store) *env {
 	e := &env{
 		svc: New(Options{Engine: engine, Store: st, Audit: audit.New(flaky, log),
 			TOTP: identity.NewTOTP(memory.New(c.Now), identity.TOTPConfig{}), Logger: log, Now: c.Now}),
-		store: st, clock: c, audit: sink, flaky: flaky,
+		engine: engine, roles: filepath.Join(dir, "roles.json"), store: st, clock: c, audit: sink, flaky: flaky,
 	}
 	for _, a := range []store.Assignment{
 		{ID: "admin", Principal: "root@x", Role: "privileged-role-administrator", Scope: "/", Type: store.Active},
@@ -259,6 +263,42 @@ func TestExtend(t *testing.T) {
 	e.clock.Add(2 * time.Hour)
 	if _, err := e.svc.Extend(ctx, user("sam@x"), act.ID, ExtendRequest{Duration: "5m"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("extending an ended elevation: %v", err)
+	}
+}
+
+// Roles are evaluated once per policy generation; a reload that changes a
+// role is what the next request sees.
+func TestRolesFollowThePolicy(t *testing.T) {
+	e := newEnv(t)
+	permanent := AssignmentRequest{Principal: "pat@x", Role: "ops", Scope: "/", Type: store.Eligible}
+	if _, err := e.svc.CreateAssignment(ctx, user("root@x"), permanent); err != nil {
+		t.Fatalf("permanent eligibility while ops allows it: %v", err)
+	}
+	before, err := e.svc.Roles(ctx)
+	if err != nil || !before["ops"].Settings.AllowPermanentEligibility {
+		t.Fatalf("roles before the reload: %+v, %v", before["ops"], err)
+	}
+	changed := strings.Replace(roles, `"max_duration": "2h", "require_mfa": false,
+    "require_justification": false, "require_approval": false, "allow_permanent_eligibility": true`,
+		`"max_duration": "2h", "require_mfa": false,
+    "require_justification": false, "require_approval": false, "allow_permanent_eligibility": false`, 1)
+	if changed == roles {
+		t.Fatal("the test's role edit matched nothing")
+	}
+	if err := os.WriteFile(e.roles, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.engine.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, err := e.svc.Roles(ctx)
+	if err != nil || after["ops"].Settings.AllowPermanentEligibility {
+		t.Fatalf("roles after the reload: %+v, %v", after["ops"], err)
+	}
+	permanent.Principal = "kim@x"
+	var invalid *InvalidError
+	if _, err := e.svc.CreateAssignment(ctx, user("root@x"), permanent); !errors.As(err, &invalid) {
+		t.Fatalf("permanent eligibility after ops stopped allowing it: %v", err)
 	}
 }
 
