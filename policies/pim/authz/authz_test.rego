@@ -40,6 +40,13 @@ test_allow[note] if {
 		"not yet active": {"action": "users.create", "els": [object.union(_ua_at_root, {"activated_at": fx.now + 1})], "ok": false},
 		"expires_at missing": {"action": "users.create", "els": [object.remove(_ua_at_root, ["expires_at"])], "ok": false},
 		"permanent": {"action": "users.create", "els": [object.union(_ua_at_root, {"expires_at": null})], "ok": true},
+		"granted scope empty": {"action": "users.create", "scope": fx.new_york, "els": [fx.elevation("el-e", "user-administrator", "")], "ok": false},
+		"granted scope with a trailing slash": {"action": "users.create", "scope": fx.new_york, "els": [fx.elevation("el-t", "user-administrator", "/administrativeUnits/")], "ok": false},
+		"granted scope not a string": {"action": "users.create", "els": [fx.elevation("el-n", "user-administrator", 1)], "ok": false},
+		"activated_at missing": {"action": "users.create", "els": [object.remove(_ua_at_root, ["activated_at"])], "ok": true},
+		"activated_at not a number": {"action": "users.create", "els": [object.union(_ua_at_root, {"activated_at": "0"})], "ok": false},
+		"expires_at not a number": {"action": "users.create", "els": [object.union(_ua_at_root, {"expires_at": "9"})], "ok": false},
+		"action not a string": {"action": ["users.create"], "ok": false},
 		"unknown role": {"action": "users.create", "els": [fx.elevation("el-x", "no-such-role", "/")], "ok": false},
 	}
 	inp := _query(tc.action, object.get(tc, "scope", "/"), object.get(tc, "els", [_ua_at_root]))
