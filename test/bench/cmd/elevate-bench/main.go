@@ -109,7 +109,7 @@ func run() int {
 	}
 	b.procs.logDir = logDir
 	if gobench != "" {
-		if b.rep.policyP50, b.rep.policyMean, err = readGoBench(gobench); err != nil {
+		if b.rep.policy, err = readGoBench(gobench); err != nil {
 			return usage("-gobench: %v", err)
 		}
 	}
