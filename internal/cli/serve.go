@@ -75,9 +75,17 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	// The gauges read the engine and the store when scraped.
 	var engine *policy.Engine
 	var st store.Store
+	var cached *storeredis.Store // the Redis store, when its holdings cache is on
 	m := metrics.New(metrics.Gauges{
 		Policy: func() (string, time.Time) { i := engine.Info(); return i.Revision, i.LoadedAt },
 		Counts: func() (int, int, error) { return count(st) },
+		Cache: func() (metrics.CacheStats, bool) {
+			if cached == nil {
+				return metrics.CacheStats{}, false
+			}
+			s := cached.CacheStats()
+			return metrics.CacheStats{Hits: s.Hits, Misses: s.Misses, InUse: s.Fresh}, true
+		},
 	})
 	plane, err := controlPlane(ctx, cfg, m, log)
 	if err != nil {
@@ -105,6 +113,9 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		return err
 	}
 	defer st.Close()
+	if r, ok := st.(*storeredis.Store); ok && cfg.Store.CacheSize > 0 {
+		cached = r
+	}
 	st = m.Store(st)
 	if cfg.Store.RedisURL == "" {
 		log.Warn("no Redis configured (--redis-url, ELEVATE_REDIS_URL): state is kept in this process only, not shared with other replicas and lost when it exits")

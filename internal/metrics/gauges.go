@@ -14,6 +14,15 @@ type Gauges struct {
 	// Counts are the pending requests and live elevations. Counting may
 	// read the whole store, so the answer is kept for countsFor.
 	Counts func() (pending, live int, err error)
+	// Cache reports the store's holdings cache; ok is false without one.
+	Cache func() (stats CacheStats, ok bool)
+}
+
+// CacheStats are a holdings cache's lookups since the store was opened and
+// whether the cache is in use (its invalidation subscription answers).
+type CacheStats struct {
+	Hits, Misses int64
+	InUse        bool
 }
 
 // countsFor bounds how often a scrape makes the store count.
@@ -24,6 +33,9 @@ var (
 	policyLoad = prometheus.NewDesc("elevate_policy_loaded_timestamp_seconds", "When the policy being served was loaded.", nil, nil)
 	pendingReq = prometheus.NewDesc("elevate_pending_requests", "Activation requests waiting for approval.", nil, nil)
 	liveElev   = prometheus.NewDesc("elevate_active_elevations", "Elevations live now.", nil, nil)
+	cacheHits  = prometheus.NewDesc("elevate_holdings_cache_hits_total", "Decisions answered from this replica's holdings cache.", nil, nil)
+	cacheMiss  = prometheus.NewDesc("elevate_holdings_cache_misses_total", "Decisions that read Redis because the holdings cache had no entry or was not in use.", nil, nil)
+	cacheInUse = prometheus.NewDesc("elevate_holdings_cache_in_use", "1 while the holdings cache is used, 0 while its invalidation subscription is not known to deliver.", nil, nil)
 )
 
 type gaugeCollector struct {
@@ -42,6 +54,9 @@ func (c *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- policyLoad
 	ch <- pendingReq
 	ch <- liveElev
+	ch <- cacheHits
+	ch <- cacheMiss
+	ch <- cacheInUse
 }
 
 func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -49,6 +64,17 @@ func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 		rev, at := c.g.Policy()
 		ch <- prometheus.MustNewConstMetric(policyInfo, prometheus.GaugeValue, 1, rev)
 		ch <- prometheus.MustNewConstMetric(policyLoad, prometheus.GaugeValue, float64(at.UnixNano())/1e9)
+	}
+	if c.g.Cache != nil {
+		if s, ok := c.g.Cache(); ok {
+			inUse := 0.0
+			if s.InUse {
+				inUse = 1
+			}
+			ch <- prometheus.MustNewConstMetric(cacheHits, prometheus.CounterValue, float64(s.Hits))
+			ch <- prometheus.MustNewConstMetric(cacheMiss, prometheus.CounterValue, float64(s.Misses))
+			ch <- prometheus.MustNewConstMetric(cacheInUse, prometheus.GaugeValue, inUse)
+		}
 	}
 	if c.g.Counts == nil {
 		return

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/elevatepdp/elevate/test/elevatetest"
 	"github.com/elevatepdp/elevate/test/harness"
@@ -84,7 +85,21 @@ func TestMetrics(t *testing.T) {
 		t.Error("implausible gauges")
 	}
 
+	// The holdings cache is used once its invalidation subscription
+	// answers; a decision repeated then reads no Redis.
+	eventually(t, 10*time.Second, "holdings cache in use", func() bool { return metric(t, s, "elevate_holdings_cache_in_use") == 1 })
+	hits := metric(t, s, "elevate_holdings_cache_hits_total")
+	for range 2 {
+		s.Do(t, "POST", "/v1/authorize", sophia, map[string]any{"action": "users.create"}).Want(t, 200)
+	}
+	if metric(t, s, "elevate_holdings_cache_hits_total") < hits+1 || metric(t, s, "elevate_holdings_cache_misses_total") < 1 {
+		t.Error("holdings cache hits and misses not counted")
+	}
+
 	redis.Stop(t)
+	eventually(t, 10*time.Second, "holdings cache out of use without Redis", func() bool {
+		return metric(t, s, "elevate_holdings_cache_in_use") == 0
+	})
 	s.Do(t, "POST", "/v1/data/pim/authz/allow", "", map[string]any{"input": map[string]any{"subject": "x@y", "action": "a"}}).Want(t, 403)
 	if metric(t, s, "elevate_decisions_failed_closed_total", "endpoint", "data", "reason", "store_unavailable") != 1 {
 		t.Error("fail-closed denial not counted")

@@ -167,7 +167,8 @@ func (c *cache) reset() {
 // alive records that the subscription delivered just now.
 func (c *cache) alive() { c.freshUntil.Store(time.Now().Add(staleAfter).UnixNano()) }
 
-// CacheStats are the holdings cache's lookups since the store was made.
+// CacheStats are the holdings cache's lookups since the store was made
+// (exported as metrics by serve).
 type CacheStats struct {
 	Hits, Misses int64
 	// Fresh reports whether the cache is in use: its invalidation
