@@ -61,20 +61,20 @@ type report struct {
 	allowedShare float64
 	// policy are the policy evaluation benchmarks from -gobench, by name
 	// (benchAuthz and the floor); nil when not given.
-	policy map[string]evalFigure
-	table, grpc           []row
-	profileFile           string
-	profileTop            string
-	activation            *result
-	actToAllow            []time.Duration
-	deactToDeny           []time.Duration
-	actPolls, deactPolls  int
-	endLat                []time.Duration
-	endLate               int
-	mem                   *memory
-	scale                 *scale
-	notes                 []string
-	took                  time.Duration
+	policy               map[string]evalFigure
+	table, grpc          []row
+	profileFile          string
+	profileTop           string
+	activation           *result
+	actToAllow           []time.Duration
+	deactToDeny          []time.Duration
+	actPolls, deactPolls int
+	endLat               []time.Duration
+	endLate              int
+	mem                  *memory
+	scale                *scale
+	notes                []string
+	took                 time.Duration
 }
 
 func (r *report) find(conns int, name string) (result, bool) {
