@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/server"
 	"github.com/sirupsen/logrus"
 
+	"github.com/elevatepdp/elevate/internal/logging"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
 )
@@ -100,21 +101,27 @@ func (e *Evaluator) Evaluate(ctx context.Context, r Request) Result {
 	res := Result{ID: newID()}
 	var input ast.Value
 	res.Value, res.Defined, res.Failed, input, res.Err = e.evaluate(ctx, r)
-	fields := logrus.Fields{
-		"decision_id": res.ID, "query": r.Query.String(), "subject": r.Subject,
-		"defined": res.Defined, "duration": time.Since(started).Seconds(),
-	}
-	for k, v := range r.Log {
-		fields[k] = v
-	}
-	if res.Defined {
-		fields["result"] = res.Value
-	}
+	level := logrus.InfoLevel
 	if res.Failed != "" {
-		fields["failed"], fields["error"] = res.Failed, res.Err.Error()
-		e.log.WithFields(fields).Warn("decision failed closed")
-	} else {
-		e.log.WithFields(fields).Info("decision")
+		level = logrus.WarnLevel
+	}
+	if logging.Enabled(e.log, level) {
+		fields := logrus.Fields{
+			"decision_id": res.ID, "query": r.Query.String(), "subject": r.Subject,
+			"defined": res.Defined, "duration": time.Since(started).Seconds(),
+		}
+		for k, v := range r.Log {
+			fields[k] = v
+		}
+		if res.Defined {
+			fields["result"] = res.Value
+		}
+		if res.Failed != "" {
+			fields["failed"], fields["error"] = res.Failed, res.Err.Error()
+			e.log.WithFields(fields).Warn("decision failed closed")
+		} else {
+			e.log.WithFields(fields).Info("decision")
+		}
 	}
 	if e.obs != nil {
 		endpoint, _ := r.Log["endpoint"].(string)

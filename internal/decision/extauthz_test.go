@@ -370,6 +370,30 @@ func TestExtAuthzHTTPSubjectFromToken(t *testing.T) {
 	}
 }
 
+// The decision log follows the logger's level: at warn, allowed and
+// denied decisions write nothing and failed ones are still written.
+func TestDecisionLogFollowsLevel(t *testing.T) {
+	eval, hook, log := newEvaluator(t, extAuthzPolicy+"\nconflict := x if some x in [1, 2]\n")
+	log.(*logrus.Logger).SetLevel(logrus.WarnLevel)
+	hook.Reset() // the engine's "policy loaded"
+	call(t, router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log})), "GET", "/public", nil, "")
+	if n := len(hook.AllEntries()); n != 0 {
+		t.Fatalf("%d entries at warn for a decision made", n)
+	}
+	failing := decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Query: policy.MustQuery("data.envoy.authz.conflict"), Log: log})
+	if w := call(t, router(failing), "GET", "/public", nil, ""); w.Code != http.StatusForbidden {
+		t.Fatalf("a failed evaluation answered %d", w.Code)
+	}
+	if e := hook.LastEntry(); e == nil || e.Message != "decision failed closed" || e.Data["failed"] != decision.ReasonPolicyError {
+		t.Fatalf("failed decision logged as %+v", e)
+	}
+	log.(*logrus.Logger).SetLevel(logrus.InfoLevel)
+	call(t, router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log})), "GET", "/public", nil, "")
+	if e := hook.LastEntry(); e == nil || e.Message != "decision" {
+		t.Fatalf("at info the decision logged %+v", e)
+	}
+}
+
 func TestExtAuthzHTTPDryRun(t *testing.T) {
 	eval, hook, log := newEvaluator(t, extAuthzPolicy)
 	r := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{

@@ -29,3 +29,17 @@ func New(out io.Writer, level, format string) (*logrus.Logger, error) {
 	}
 	return log, nil
 }
+
+// Enabled reports whether log writes entries at level, so a hot path can
+// skip building fields nobody will read. A logger that cannot say (a
+// logrus.FieldLogger other than *logrus.Logger or *logrus.Entry) is taken
+// as enabled.
+func Enabled(log logrus.FieldLogger, level logrus.Level) bool {
+	switch l := log.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(level)
+	case *logrus.Entry:
+		return l.Logger.IsLevelEnabled(level)
+	}
+	return true
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/logging"
 	"github.com/elevatepdp/elevate/internal/policy"
 )
 
@@ -87,11 +88,13 @@ func (s *Service) Authorize(ctx context.Context, c Caller, r AuthorizeRequest) (
 		outcome = "allow"
 	}
 	s.obs.Decision("authorize", outcome, time.Since(started))
-	s.log.WithFields(logrus.Fields{
-		"decision_id": d.DecisionID, "request_id": c.RequestID, "path": policy.AuthzDecision.String(),
-		"caller": c.Principal, "subject": subject, "action": r.Action, "scope": sc,
-		"allow": d.Allow, "reason": d.Reason, "error": d.Error, "duration": time.Since(started).Seconds(),
-	}).Info("decision")
+	if logging.Enabled(s.log, logrus.InfoLevel) {
+		s.log.WithFields(logrus.Fields{
+			"decision_id": d.DecisionID, "request_id": c.RequestID, "path": policy.AuthzDecision.String(),
+			"caller": c.Principal, "subject": subject, "action": r.Action, "scope": sc,
+			"allow": d.Allow, "reason": d.Reason, "error": d.Error, "duration": time.Since(started).Seconds(),
+		}).Info("decision")
+	}
 	return d, nil
 }
 
