@@ -185,7 +185,11 @@ type PolicyConfig struct {
 	// means the policies and demo data built into the binary.
 	Paths []string `json:"paths"`
 	// EvalTimeout bounds one policy evaluation; a decision that runs out of
-	// time is a denial.
+	// time is a denial. It is wall-clock time, waiting for a CPU included,
+	// so it stops a runaway policy rather than bounding latency: under
+	// saturation a 60 µs evaluation can wait well over 100 ms for its turn,
+	// and a tight bound would turn load into denials. A gateway's own
+	// timeout bounds what its callers wait.
 	EvalTimeout Duration `json:"eval_timeout"`
 	// Watch reloads the policy when a file under Paths changes.
 	Watch bool `json:"watch"`
@@ -261,7 +265,7 @@ func Default() Config {
 		Decisions: DecisionsConfig{
 			SubjectField: "subject", ForwardAuthQuery: "data.pim.gateway.decision", EnvoyQuery: "data.envoy.authz.allow",
 		},
-		Policy: PolicyConfig{EvalTimeout: Duration(100 * time.Millisecond), Watch: true},
+		Policy: PolicyConfig{EvalTimeout: Duration(time.Second), Watch: true},
 		Log:    LogConfig{Level: "info", Format: "json"},
 	}
 }

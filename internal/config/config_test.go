@@ -40,7 +40,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Server.Addr != "127.0.0.1:8181" || cfg.Policy.EvalTimeout != Duration(100*time.Millisecond) || !cfg.Policy.Watch || cfg.Store.RedisURL != "" {
+	if cfg.Server.Addr != "127.0.0.1:8181" || cfg.Policy.EvalTimeout != Duration(time.Second) || !cfg.Policy.Watch || cfg.Store.RedisURL != "" {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }

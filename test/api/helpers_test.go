@@ -88,9 +88,9 @@ func startEnv(t *testing.T, r *harness.RedisServer, o envOptions) *env {
 	if err := os.WriteFile(roleFile, []byte(testRoleJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The default 100ms per evaluation is for production; under -race, on
-	// two cores, with 50 requests at once, evaluations queue far longer, and
-	// a timed-out one is a 503. No test here is about that bound.
+	// Under -race, on two cores, with 50 requests at once, evaluations can
+	// queue longer than the default second, and a timed-out one is a 503.
+	// No test here is about that bound.
 	args := append([]string{"--watch=false", "--eval-timeout", "10s",
 		filepath.Join(root, "policies"), filepath.Join(root, "bundles", "demo"), roleFile}, o.Args...)
 
