@@ -127,9 +127,13 @@ func (h benchHandler) serve(path string, body []byte) *httptest.ResponseRecorder
 	return w
 }
 
-// BenchmarkHTTPParallel serves the same requests from 16 goroutines per
-// core over Redis, as a replica under gateway load does: ns/op is the
-// inverse of the handler's throughput, without a network or load generator.
+// BenchmarkHTTPParallel serves the same requests from 4 goroutines per core
+// over Redis, as a replica under gateway load does: ns/op is the inverse of
+// the handler's throughput, without a network or load generator. With the
+// cache warm nothing here waits on I/O; at 16 goroutines per core the Go
+// scheduler left some evaluations waiting past the 1 s evaluation deadline
+// (and so denied), which says more about oversubscribing CPU-bound
+// goroutines than about the handler.
 func BenchmarkHTTPParallel(b *testing.B) {
 	h := handler(b, fixture.Redis)
 	for _, ep := range endpoints {
@@ -138,7 +142,7 @@ func BenchmarkHTTPParallel(b *testing.B) {
 			for k, r := range h.reqs {
 				bodies[k] = ep.body(r)
 			}
-			b.SetParallelism(16)
+			b.SetParallelism(4)
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
