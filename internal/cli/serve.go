@@ -71,22 +71,10 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Metrics first: OPA's status plugin registers its collectors there.
-	// The gauges read the engine and the store when scraped.
-	var engine *policy.Engine
-	var st store.Store
-	var cached *storeredis.Store // the Redis store, when its holdings cache is on
-	m := metrics.New(metrics.Gauges{
-		Policy: func() (string, time.Time) { i := engine.Info(); return i.Revision, i.LoadedAt },
-		Counts: func() (int, int, error) { return count(st) },
-		Cache: func() (metrics.CacheStats, bool) {
-			if cached == nil {
-				return metrics.CacheStats{}, false
-			}
-			s := cached.CacheStats()
-			return metrics.CacheStats{Hits: s.Hits, Misses: s.Misses, InUse: s.Fresh}, true
-		},
-	})
+	// Metrics first: OPA's status plugin registers its collectors there,
+	// and may gather them before the engine and the store exist; the gauges
+	// are set once they do.
+	m := metrics.New()
 	plane, err := controlPlane(ctx, cfg, m, log)
 	if err != nil {
 		return err
@@ -104,19 +92,21 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	if plane != nil {
 		engineOpts.Manager, engineOpts.Bundles = plane.Manager(), plane.Bundles()
 	}
-	engine, err = policy.New(ctx, engineOpts)
+	engine, err := policy.New(ctx, engineOpts)
 	if err != nil {
 		return err
 	}
-	st, sink, secrets, err := openStore(cfg.Store, cfg.Audit)
+	opened, sink, secrets, err := openStore(cfg.Store, cfg.Audit)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if r, ok := st.(*storeredis.Store); ok && cfg.Store.CacheSize > 0 {
-		cached = r
-	}
-	st = m.Store(st)
+	defer opened.Close()
+	st := m.Store(opened)
+	m.SetGauges(metrics.Gauges{
+		Policy: func() (string, time.Time) { i := engine.Info(); return i.Revision, i.LoadedAt },
+		Counts: func() (int, int, error) { return count(st) },
+		Cache:  cacheStats(opened, cfg.Store.CacheSize),
+	})
 	if cfg.Store.RedisURL == "" {
 		log.Warn("no Redis configured (--redis-url, ELEVATE_REDIS_URL): state is kept in this process only, not shared with other replicas and lost when it exits")
 	}
@@ -273,6 +263,19 @@ func openStore(cfg config.StoreConfig, keep config.AuditConfig) (store.Store, au
 	}
 	r := storeredis.New(c, storeredis.WithCache(cfg.CacheSize))
 	return r, audit.NewRedisSinkWith(c, retention), r, nil
+}
+
+// cacheStats reads the Redis store's holdings cache for the metrics; nil
+// when there is none.
+func cacheStats(st store.Store, size int) func() (metrics.CacheStats, bool) {
+	r, ok := st.(*storeredis.Store)
+	if !ok || size == 0 {
+		return nil
+	}
+	return func() (metrics.CacheStats, bool) {
+		s := r.CacheStats()
+		return metrics.CacheStats{Hits: s.Hits, Misses: s.Misses, InUse: s.Fresh}, true
+	}
 }
 
 // maxMemoryEvents bounds the in-process audit trail's memory.

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,15 +40,13 @@ var (
 )
 
 type gaugeCollector struct {
-	g        Gauges
+	g        atomic.Pointer[Gauges] // nil until SetGauges
 	mu       sync.Mutex
 	at       time.Time
 	pending  int
 	live     int
 	countErr error
 }
-
-func (g Gauges) collector() prometheus.Collector { return &gaugeCollector{g: g} }
 
 func (c *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- policyInfo
@@ -60,13 +59,17 @@ func (c *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.g.Policy != nil {
-		rev, at := c.g.Policy()
+	g := c.g.Load()
+	if g == nil {
+		return
+	}
+	if g.Policy != nil {
+		rev, at := g.Policy()
 		ch <- prometheus.MustNewConstMetric(policyInfo, prometheus.GaugeValue, 1, rev)
 		ch <- prometheus.MustNewConstMetric(policyLoad, prometheus.GaugeValue, float64(at.UnixNano())/1e9)
 	}
-	if c.g.Cache != nil {
-		if s, ok := c.g.Cache(); ok {
+	if g.Cache != nil {
+		if s, ok := g.Cache(); ok {
 			inUse := 0.0
 			if s.InUse {
 				inUse = 1
@@ -76,12 +79,12 @@ func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(cacheInUse, prometheus.GaugeValue, inUse)
 		}
 	}
-	if c.g.Counts == nil {
+	if g.Counts == nil {
 		return
 	}
 	c.mu.Lock()
 	if time.Since(c.at) > countsFor {
-		c.pending, c.live, c.countErr = c.g.Counts()
+		c.pending, c.live, c.countErr = g.Counts()
 		c.at = time.Now()
 	}
 	pending, live, err := c.pending, c.live, c.countErr

@@ -26,15 +26,16 @@ type Metrics struct {
 	storeDuration    *prometheus.HistogramVec
 	storeErrors      *prometheus.CounterVec
 	events           *prometheus.CounterVec
+	gauges           *gaugeCollector
 }
 
 // Latency buckets from 100 µs to about 1.6 s: decisions are expected in
 // the first few.
 var buckets = prometheus.ExponentialBuckets(0.0001, 2, 15)
 
-// New creates and registers the collectors; gauges read on each scrape come
-// from the functions given.
-func New(g Gauges) *Metrics {
+// New creates and registers the collectors; the gauges read on each
+// scrape come from SetGauges.
+func New() *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -58,14 +59,19 @@ func New(g Gauges) *Metrics {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "elevate_workflow_events_total", Help: "Audited workflow events (activations, approvals, denials, expiries...), by type and role.",
 		}, []string{"type", "role"}),
+		gauges: &gaugeCollector{},
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.decisions, m.decisionDuration, m.failClosed, m.evalDuration, m.storeDuration, m.storeErrors, m.events,
-		g.collector(),
+		m.gauges,
 	)
 	return m
 }
+
+// SetGauges makes the gauges read g when scraped; until then they are left
+// out.
+func (m *Metrics) SetGauges(g Gauges) { m.gauges.g.Store(&g) }
 
 // Decision counts one decision.
 func (m *Metrics) Decision(endpoint, outcome string, took time.Duration) {
