@@ -267,14 +267,14 @@ func openStore(cfg config.StoreConfig, keep config.AuditConfig) (store.Store, au
 
 // cacheStats reads the Redis store's holdings cache for the metrics; nil
 // when there is none.
-func cacheStats(st store.Store, size int) func() (metrics.CacheStats, bool) {
+func cacheStats(st store.Store, size int) func() metrics.CacheStats {
 	r, ok := st.(*storeredis.Store)
 	if !ok || size == 0 {
 		return nil
 	}
-	return func() (metrics.CacheStats, bool) {
+	return func() metrics.CacheStats {
 		s := r.CacheStats()
-		return metrics.CacheStats{Hits: s.Hits, Misses: s.Misses, InUse: s.Fresh}, true
+		return metrics.CacheStats{Hits: s.Hits, Misses: s.Misses, InUse: s.Fresh}
 	}
 }
 

@@ -15,8 +15,8 @@ type Gauges struct {
 	// Counts are the pending requests and live elevations. Counting may
 	// read the whole store, so the answer is kept for countsFor.
 	Counts func() (pending, live int, err error)
-	// Cache reports the store's holdings cache; ok is false without one.
-	Cache func() (stats CacheStats, ok bool)
+	// Cache reports the store's holdings cache; nil without one.
+	Cache func() CacheStats
 }
 
 // CacheStats are a holdings cache's lookups since the store was opened and
@@ -69,15 +69,14 @@ func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(policyLoad, prometheus.GaugeValue, float64(at.UnixNano())/1e9)
 	}
 	if g.Cache != nil {
-		if s, ok := g.Cache(); ok {
-			inUse := 0.0
-			if s.InUse {
-				inUse = 1
-			}
-			ch <- prometheus.MustNewConstMetric(cacheHits, prometheus.CounterValue, float64(s.Hits))
-			ch <- prometheus.MustNewConstMetric(cacheMiss, prometheus.CounterValue, float64(s.Misses))
-			ch <- prometheus.MustNewConstMetric(cacheInUse, prometheus.GaugeValue, inUse)
+		s := g.Cache()
+		inUse := 0.0
+		if s.InUse {
+			inUse = 1
 		}
+		ch <- prometheus.MustNewConstMetric(cacheHits, prometheus.CounterValue, float64(s.Hits))
+		ch <- prometheus.MustNewConstMetric(cacheMiss, prometheus.CounterValue, float64(s.Misses))
+		ch <- prometheus.MustNewConstMetric(cacheInUse, prometheus.GaugeValue, inUse)
 	}
 	if g.Counts == nil {
 		return

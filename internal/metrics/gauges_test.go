@@ -37,7 +37,7 @@ func TestGaugesBeforeAndAfterSetGauges(t *testing.T) {
 	m.SetGauges(Gauges{
 		Policy: func() (string, time.Time) { return "r1", time.Unix(100, 0) },
 		Counts: func() (int, int, error) { return 2, 3, nil },
-		Cache:  func() (CacheStats, bool) { return CacheStats{Hits: 5, Misses: 1, InUse: true}, true },
+		Cache:  func() CacheStats { return CacheStats{Hits: 5, Misses: 1, InUse: true} },
 	})
 	g := gauges()
 	for name, want := range map[string]float64{
