@@ -24,6 +24,18 @@ type gate struct {
 	runs    atomic.Int64
 }
 
+// heldSink is a sink on a fresh Redis whose first batch, the event
+// "first", is held in flight by its gate: appends made now queue behind it.
+func heldSink(t *testing.T) (*RedisSink, *gate, <-chan result) {
+	t.Helper()
+	c := harness.Redis(t).Client(t)
+	g := newGate(t, c)
+	s := NewRedisSink(c, 0)
+	first := goAppend(context.Background(), s, "first")
+	<-g.held
+	return s, g, first
+}
+
 func newGate(t *testing.T, c *goredis.Client) *gate {
 	g := &gate{held: make(chan struct{}), release: make(chan struct{})}
 	g.open = sync.OnceFunc(func() { close(g.release) })
@@ -156,12 +168,8 @@ func TestRedisSinkGroupCommitReplicas(t *testing.T) {
 // maxBatch to a script run.
 func TestRedisSinkBatchesQueued(t *testing.T) {
 	const queued = maxBatch + 44
-	c := harness.Redis(t).Client(t)
-	g := newGate(t, c)
-	s := NewRedisSink(c, 0)
+	s, g, first := heldSink(t)
 	ctx := context.Background()
-	first := goAppend(ctx, s, "first")
-	<-g.held
 	rest := make([]<-chan result, queued)
 	for i := range rest {
 		rest[i] = goAppend(ctx, s, fmt.Sprintf("evt_%d", i))
@@ -189,12 +197,8 @@ func TestRedisSinkBatchesQueued(t *testing.T) {
 // An event that cannot be chained (its time has no RFC 3339 form) fails
 // alone; the rest of its batch is stored.
 func TestRedisSinkBatchBadEvent(t *testing.T) {
-	c := harness.Redis(t).Client(t)
-	g := newGate(t, c)
-	s := NewRedisSink(c, 0)
+	s, g, first := heldSink(t)
 	ctx := context.Background()
-	first := goAppend(ctx, s, "first")
-	<-g.held
 	good := goAppend(ctx, s, "good")
 	waitQueued(t, s, 1)
 	bad := make(chan error, 1)
