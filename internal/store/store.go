@@ -142,9 +142,11 @@ func (a Activation) Due() *time.Time {
 	return nil
 }
 
-// Holdings are the roles a principal holds at a time.
+// Holdings are a principal's assignments and the roles it holds at a time.
 type Holdings struct {
-	// Assignments are active assignments whose window holds the time.
+	// Assignments are every assignment of the principal, eligible and
+	// active, in their window or not, oldest first: Holds tells which grant
+	// a role at the time.
 	Assignments []Assignment
 	// Elevations are live activations, as Store.Elevations returns them.
 	Elevations []Activation
@@ -201,9 +203,9 @@ type Store interface {
 	// time has run out is never returned, whether or not anything has
 	// recorded its expiry yet: this is the read behind every decision.
 	Elevations(ctx context.Context, principal string, now time.Time) ([]Activation, error)
-	// Holdings is what grants principal a role at now, read in one step (one
-	// Redis round trip): its active assignments whose window holds now and
-	// its live elevations. It is the read behind every gateway decision.
+	// Holdings is principal's assignments and its elevations live at now,
+	// read in one step (one Redis round trip, or none from a cache). It is
+	// the read behind every decision, a gateway's or the workflow's.
 	Holdings(ctx context.Context, principal string, now time.Time) (Holdings, error)
 	// ClaimDue returns up to limit activations whose Due time has come, and
 	// leases them for lease: no other caller gets them meanwhile. The caller

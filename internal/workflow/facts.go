@@ -28,44 +28,35 @@ type Elevation struct {
 	ExpiresAt *time.Time `json:"expires_at"`
 }
 
+// facts reads principal's assignments and elevations in one step, so that
+// a policy never sees one from before a change and the other from after.
 func (s *Service) facts(ctx context.Context, principal string, now time.Time) (Facts, error) {
-	asgs, err := s.store.Assignments(ctx, store.AssignmentFilter{Principal: principal})
+	h, err := s.store.Holdings(ctx, principal, now)
 	if err != nil {
 		return Facts{}, storeErr(err)
 	}
-	live, err := s.store.Elevations(ctx, principal, now)
-	if err != nil {
-		return Facts{}, storeErr(err)
-	}
-	var active []store.Assignment
-	for _, a := range asgs {
-		if a.Holds(now) {
-			active = append(active, a)
-		}
-	}
-	return Facts{Assignments: asgs, Elevations: elevations(live, active)}, nil
+	return Facts{Assignments: h.Assignments, Elevations: elevations(h, now)}, nil
 }
 
 // Elevations returns what grants principal a role at now: its live
 // activations and its active assignments. Decision endpoints read it for
 // every request.
 func (s *Service) Elevations(ctx context.Context, principal string, now time.Time) ([]Elevation, error) {
-	h, err := s.store.Holdings(ctx, principal, now)
-	if err != nil {
-		return nil, storeErr(err)
-	}
-	return elevations(h.Elevations, h.Assignments), nil
+	f, err := s.facts(ctx, principal, now)
+	return f.Elevations, err
 }
 
-// elevations is what grants a role: live activations, then active
-// assignments.
-func elevations(live []store.Activation, active []store.Assignment) []Elevation {
-	out := make([]Elevation, 0, len(live)+len(active))
-	for _, a := range live {
+// elevations is what grants a role at now: live activations, then active
+// assignments whose window holds now.
+func elevations(h store.Holdings, now time.Time) []Elevation {
+	out := make([]Elevation, 0, len(h.Elevations)+len(h.Assignments))
+	for _, a := range h.Elevations {
 		out = append(out, Elevation{ID: a.ID, Role: a.Role, Scope: a.Scope, ActivatedAt: a.ActivatedAt, ExpiresAt: a.ExpiresAt})
 	}
-	for _, a := range active {
-		out = append(out, Elevation{ID: a.ID, Role: a.Role, Scope: a.Scope, ActivatedAt: a.Start, ExpiresAt: a.End})
+	for _, a := range h.Assignments {
+		if a.Holds(now) {
+			out = append(out, Elevation{ID: a.ID, Role: a.Role, Scope: a.Scope, ActivatedAt: a.Start, ExpiresAt: a.End})
+		}
 	}
 	return out
 }

@@ -217,22 +217,25 @@ func (s *Store) Activations(_ context.Context, f store.ActivationFilter) ([]stor
 func (s *Store) Elevations(_ context.Context, principal string, now time.Time) ([]store.Activation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.elevations(principal, now), nil
+}
+
+func (s *Store) elevations(principal string, now time.Time) []store.Activation {
 	live := []store.Activation{}
 	for _, a := range s.byPrincipal(principal) {
 		if s.live(a) && a.LiveAt(now) {
 			live = append(live, a)
 		}
 	}
-	return live, nil
+	return live
 }
 
-func (s *Store) Holdings(ctx context.Context, principal string, now time.Time) (store.Holdings, error) {
-	live, _ := s.Elevations(ctx, principal, now)
+func (s *Store) Holdings(_ context.Context, principal string, now time.Time) (store.Holdings, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := store.Holdings{Assignments: []store.Assignment{}, Elevations: live}
+	h := store.Holdings{Assignments: []store.Assignment{}, Elevations: s.elevations(principal, now)}
 	for _, a := range s.assignments {
-		if a.Principal == principal && a.Holds(now) {
+		if a.Principal == principal {
 			h.Assignments = append(h.Assignments, a)
 		}
 	}

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,20 +50,16 @@ func WithCache(size int) Option {
 }
 
 // holdings is what Redis held for a principal: every assignment and every
-// running activation, not yet filtered by time.
+// running activation, the latter not yet filtered by time.
 type holdings struct {
 	assignments []store.Assignment
 	elevations  []store.Activation
 }
 
-// at is h as Store.Holdings answers at now.
+// at is h as Store.Holdings answers at now. It copies: h is shared by
+// every reader of the cache.
 func (h *holdings) at(now time.Time) store.Holdings {
-	out := store.Holdings{Assignments: []store.Assignment{}, Elevations: []store.Activation{}}
-	for _, a := range h.assignments {
-		if a.Holds(now) {
-			out.Assignments = append(out.Assignments, a)
-		}
-	}
+	out := store.Holdings{Assignments: slices.Clone(h.assignments), Elevations: []store.Activation{}}
 	for _, a := range h.elevations {
 		if a.LiveAt(now) {
 			out.Elevations = append(out.Elevations, a)

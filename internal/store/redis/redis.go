@@ -230,13 +230,18 @@ func (s *Store) Assignments(ctx context.Context, f store.AssignmentFilter) ([]st
 			out = append(out, a)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.Before(out[j].CreatedAt)
-		}
-		return out[i].ID < out[j].ID
-	})
+	sortAssignments(out)
 	return out, nil
+}
+
+// sortAssignments sorts oldest first.
+func sortAssignments(as []store.Assignment) {
+	sort.Slice(as, func(i, j int) bool {
+		if !as[i].CreatedAt.Equal(as[j].CreatedAt) {
+			return as[i].CreatedAt.Before(as[j].CreatedAt)
+		}
+		return as[i].ID < as[j].ID
+	})
 }
 
 // change is one activation to write in an apply.
@@ -476,7 +481,7 @@ func (s *Store) holdings(ctx context.Context, k keys, principal string) (*holdin
 		}
 		h.elevations = append(h.elevations, a)
 	}
-	sort.Slice(h.assignments, func(i, j int) bool { return h.assignments[i].ID < h.assignments[j].ID })
+	sortAssignments(h.assignments)
 	sortActivations(h.elevations)
 	return h, nil
 }

@@ -331,11 +331,13 @@ func testHoldings(t *testing.T, s store.Store) {
 	create(t, s, pending("r2", forever))
 	h, err := s.Holdings(ctx, "sophia@x", time.Now())
 	must(t, err)
-	sameIDs(t, "assignments held now", h.Assignments, asgID, "a1", "a2")
+	// Every assignment, whether it grants now or not; the caller asks Holds.
+	sameIDs(t, "assignments", h.Assignments, asgID, "a1", "a2", "a3")
 	sameIDs(t, "live elevations", h.Elevations, actID, "r1")
 	later, err := s.Holdings(ctx, "sophia@x", now.Add(2*time.Second))
 	must(t, err)
-	sameIDs(t, "assignments held later", later.Assignments, asgID, "a1")
+	sameIDs(t, "assignments later", later.Assignments, asgID, "a1", "a2", "a3")
+	sameIDs(t, "live elevations later", later.Elevations, actID, "r1")
 	if other, _ := s.Holdings(ctx, "alex@x", now); len(other.Assignments)+len(other.Elevations) != 0 {
 		t.Fatalf("alex holds %+v", other)
 	}
