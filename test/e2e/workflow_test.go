@@ -151,8 +151,8 @@ func parseTime(t *testing.T, v any) time.Time {
 }
 
 // An elevation of one second is denied on another replica within 100 ms of
-// its end, and its expiry is audited exactly once although both replicas
-// sweep.
+// its end (issue #3's bound), and its expiry is audited exactly once
+// although both replicas sweep.
 func TestExpiryAcrossReplicas(t *testing.T) {
 	redis := harness.Redis(t)
 	a := elevatetest.Start(t, elevatetest.Options{Demo: true, RedisURL: redis.URL, Args: flashArgs(t)})
@@ -168,25 +168,28 @@ func TestExpiryAcrossReplicas(t *testing.T) {
 	if !allowed() {
 		t.Fatal("the other replica does not see the elevation")
 	}
-	var deniedAt time.Time
-	for time.Since(end) < 2*time.Second {
-		if !allowed() {
-			deniedAt = time.Now()
+	// The bound is on when a request is sent, not when its answer comes
+	// back, so that a slow answer on a loaded machine does not count
+	// against it: every request sent 100 ms or more after the end must be
+	// denied, and no answer that came back before the end may deny.
+	var firstDenied time.Time
+	for {
+		sent := time.Now()
+		ok := allowed()
+		switch {
+		case !ok && time.Now().Before(end):
+			t.Fatalf("denied %s before its end", end.Sub(time.Now()))
+		case ok && sent.After(end.Add(100*time.Millisecond)):
+			t.Fatalf("allowed a request sent %s after its end, want denied within 100ms", sent.Sub(end))
+		case !ok && firstDenied.IsZero():
+			firstDenied = sent
+		}
+		if sent.After(end.Add(200 * time.Millisecond)) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if deniedAt.IsZero() {
-		t.Fatal("still allowed 2s after its end")
-	}
-	if deniedAt.Before(end) {
-		t.Fatalf("denied %s before its end", end.Sub(deniedAt))
-	}
-	late := deniedAt.Sub(end)
-	if late > 100*time.Millisecond {
-		t.Fatalf("denied %s after its end, want within 100ms", late)
-	}
-	t.Logf("denied on the other replica %s after the elevation's end", late)
+	t.Logf("the first request denied on the other replica was sent %s after the elevation's end", firstDenied.Sub(end))
 
 	// Both replicas sweep every 250ms; give them several rounds.
 	var expired int
