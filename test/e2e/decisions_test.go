@@ -125,8 +125,10 @@ func TestDecisionsFailClosedWithoutRedis(t *testing.T) {
 		if r.Status == http.StatusOK {
 			break
 		}
-		if time.Since(restarted) > 2*time.Second {
-			t.Fatalf("still failing 2s after Redis came back: %s", r)
+		// Usually milliseconds; the bound only catches a replica that
+		// never recovers, with room for a loaded CI machine.
+		if time.Since(restarted) > 10*time.Second {
+			t.Fatalf("still failing 10s after Redis came back: %s", r)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
