@@ -13,6 +13,7 @@ import (
 	"unicode"
 
 	"github.com/lestrrat-go/httprc/v3"
+	"github.com/lestrrat-go/httprc/v3/errsink"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
@@ -464,9 +465,20 @@ func startJWKSURL(ctx context.Context, rawURL string, httpClient *http.Client) (
 	// The refresh must outlive ctx, which may only bound start-up; Close
 	// stops it.
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Registering starts the first fetch in the background; its error, if
+	// any, comes through the sink. Start-up waits for that fetch rather than
+	// forcing a second one, so the IdP sees one request and none arrives
+	// late. Later refresh errors are dropped: the keys last fetched stay.
+	fetchErr := make(chan error, 1)
 	client := httprc.NewClient(
 		httprc.WithWorkers(1),
 		httprc.WithWhitelist(httprc.WhitelistFunc(func(u string) bool { return u == rawURL })),
+		httprc.WithErrorSink(errsink.NewFunc(func(_ context.Context, err error) {
+			select {
+			case fetchErr <- err:
+			default:
+			}
+		})),
 	)
 	cache, err := jwk.NewCache(bg, client)
 	if err != nil {
@@ -476,20 +488,41 @@ func startJWKSURL(ctx context.Context, rawURL string, httpClient *http.Client) (
 	k := &urlKeys{url: rawURL, cache: cache, cancel: cancel}
 	err = cache.Register(ctx, rawURL,
 		jwk.WithHTTPClient(cli),
-		// Fetch synchronously below instead: waiting for readiness would
-		// block until ctx ends if the IdP is down.
+		// Waiting for readiness would block until ctx ends if the IdP is
+		// down; firstFetch also ends on the fetch's error.
 		jwk.WithWaitReady(false),
 		jwk.WithMinInterval(jwksMinInterval),
 		jwk.WithMaxInterval(jwksMaxInterval),
 	)
 	if err == nil {
-		_, err = cache.Refresh(ctx, rawURL)
+		err = k.firstFetch(ctx, fetchErr)
 	}
 	if err != nil {
 		_ = k.close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("fetch JWKS: %w", err)
 	}
 	return k, nil
+}
+
+// firstFetch waits for the fetch that registration started: nil once the
+// keys are in, its error if it failed, or a time-out.
+func (u *urlKeys) firstFetch(ctx context.Context, fetchErr <-chan error) error {
+	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
+	defer cancel()
+	ready := make(chan struct{})
+	go func() {
+		if u.cache.Ready(ctx, u.url) {
+			close(ready)
+		}
+	}()
+	select {
+	case <-ready:
+		return nil
+	case err := <-fetchErr:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (u *urlKeys) keySet(ctx context.Context) (jwk.Set, error) {

@@ -394,6 +394,9 @@ func TestJWKSURL(t *testing.T) {
 
 		cfg := &JWTConfig{Issuer: testIssuer, Audiences: []string{testAudience}, JWKSURL: ts.URL + "/jwks"}
 		a := newAuth(t, Config{JWT: cfg})
+		if got := srv.hits.Load(); got != 1 {
+			t.Fatalf("JWKS fetched %d times at start-up, want once", got)
+		}
 		if _, err := a.Authenticate(context.Background(), "Bearer "+sign(t, k.rsa, jwa.RS256(), claims(now))); err != nil {
 			t.Fatal(err)
 		}
