@@ -121,20 +121,25 @@ func (s *Store) owner(ctx context.Context, kind, id string) (string, error) {
 	return p, nil
 }
 
-// claim records that id belongs to principal, and the principal in the list
-// of principals; ErrConflict when the id belongs to another principal.
-func (s *Store) claim(ctx context.Context, kind, id, principal string) error {
-	set, err := s.c.HSetNX(ctx, s.ids(), id, principal).Result()
-	if err != nil {
+// claim records that id belongs to principal, the principal in the list of
+// principals and, when due is set, id's first due time (see schedule), in
+// one round trip; ErrConflict when the id belongs to another principal.
+// The due entry is added only if id has none, so a conflicting claim
+// leaves the owner's entry as it was.
+func (s *Store) claim(ctx context.Context, kind, id, principal string, due *time.Time) error {
+	pipe := s.c.Pipeline()
+	set := pipe.HSetNX(ctx, s.ids(), id, principal)
+	pipe.SAdd(ctx, s.principals(), principal)
+	if due != nil {
+		pipe.ZAddNX(ctx, s.due(), goredis.Z{Score: float64(pxat(*due)), Member: id})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("record %s %s: %w", kind, id, err)
 	}
-	if !set {
+	if !set.Val() {
 		if p, err := s.c.HGet(ctx, s.ids(), id).Result(); err != nil || p != principal {
 			return fmt.Errorf("%s %s: %w", kind, id, store.ErrConflict)
 		}
-	}
-	if err := s.c.SAdd(ctx, s.principals(), principal).Err(); err != nil {
-		return fmt.Errorf("record principal: %w", err)
 	}
 	return nil
 }
@@ -147,7 +152,7 @@ func (s *Store) CreateAssignment(ctx context.Context, a store.Assignment) error 
 	if err != nil {
 		return err
 	}
-	if err := s.claim(ctx, "assignment", a.ID, a.Principal); err != nil {
+	if err := s.claim(ctx, "assignment", a.ID, a.Principal, nil); err != nil {
 		return err
 	}
 	k := s.principal(a.Principal)
@@ -325,10 +330,7 @@ func (s *Store) CreateActivation(ctx context.Context, a store.Activation) (store
 	if err != nil {
 		return store.Activation{}, err
 	}
-	if err := s.claim(ctx, "activation", a.ID, a.Principal); err != nil {
-		return store.Activation{}, err
-	}
-	if err := s.schedule(ctx, a); err != nil {
+	if err := s.claim(ctx, "activation", a.ID, a.Principal, a.Due()); err != nil {
 		return store.Activation{}, err
 	}
 	if _, err := s.apply(ctx, a.Principal, "", change{a: a, effect: effect}); err != nil {

@@ -673,10 +673,19 @@ func testIDsAcrossPrincipals(t *testing.T, s store.Store) {
 	must(t, s.CreateAssignment(ctx, a))
 	must(t, s.CreateAssignment(ctx, b))
 	create(t, s, pending("r1", a))
-	wantErr(t, createErr(s, pending("r1", b)), store.ErrConflict)
+	// The refused request would be due at once; the owner's is not.
+	overdue := pending("r1", b)
+	overdue.Deadline = ptr(time.Now().Add(-time.Minute))
+	wantErr(t, createErr(s, overdue), store.ErrConflict)
 	got, err := s.Activation(ctx, "r1")
 	must(t, err)
 	if got.Principal != "sophia@x" {
 		t.Fatalf("r1 belongs to %s", got.Principal)
+	}
+	if due, err := s.ClaimDue(ctx, time.Now(), time.Minute, 10); err != nil || len(due) != 0 {
+		t.Fatalf("a refused create made the owner's request due: %v, %v", due, err)
+	}
+	if due, err := s.ClaimDue(ctx, time.Now().Add(2*time.Hour), time.Minute, 10); err != nil || len(due) != 1 || due[0].ID != "r1" {
+		t.Fatalf("the owner's request is not due at its deadline: %v, %v", due, err)
 	}
 }
