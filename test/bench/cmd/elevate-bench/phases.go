@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,10 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/elevatepdp/elevate/internal/store"
 	storeredis "github.com/elevatepdp/elevate/internal/store/redis"
@@ -698,39 +702,76 @@ func parallel(workers, n int, f func(i int) error) error {
 	return first
 }
 
-// scalePhase: decision latency of a replica with a thousand active
-// elevations in Redis, then with scaleSize, asking about the same subjects.
+// scaleRounds is how often each of the two replicas of scalePhase is
+// measured, in alternation.
+const scaleRounds = 3
+
+// scalePhase: decision latency of a replica whose Redis holds a thousand
+// active elevations against one whose Redis holds scaleSize, asking both
+// about the same subjects. Each Redis is loaded once; the two replicas are
+// then measured in alternation (small, large, large, small, ...) and the
+// median of each is reported, so that this machine's drift over the
+// minutes of the phase does not land on one side.
 func (b *bench) scalePhase(rs *redisServer) error {
 	ctx := context.Background()
 	now := time.Now()
-	small := 0
-	p := 0
-	load := func(target int) (int, error) {
-		for small < target {
+	// load puts the elevations of principals 0, 1, ... into c until it
+	// holds target of them.
+	load := func(c *goredis.Client, target int) (principals, elevations int, err error) {
+		for elevations < target {
 			var batch []fixture.Elevation
-			for ; small < target && len(batch) < 100_000; p++ {
-				es := fixture.Elevations(p, now)
+			for ; elevations < target && len(batch) < 100_000; principals++ {
+				es := fixture.Elevations(principals, now)
 				batch = append(batch, es...)
-				small += len(es)
+				elevations += len(es)
 			}
-			if err := fixture.LoadRedis(ctx, rs.client, batch); err != nil {
-				return 0, err
+			if err := fixture.LoadRedis(ctx, c, batch); err != nil {
+				return 0, 0, err
 			}
 		}
-		return p, nil
+		return principals, elevations, nil
 	}
-	principals, err := load(1000)
+	rsSmall, err := b.procs.redis("redis-scale-small", b.tmp)
+	if err != nil {
+		return err
+	}
+	defer b.procs.stop(rsSmall.proc)
+	defer rsSmall.client.Close()
+	principals, small, err := load(rsSmall.client, 1000)
 	if err != nil {
 		return err
 	}
 	sc := &scale{small: small}
 	b.rep.scale = sc
-	b.step("flat scale: %d active elevations (%d principals); starting Elevate replica C", small, principals)
-	c, err := b.startElevate("elevate-scale", rs.url)
+	b.step("flat scale: loading up to %d active elevations with pipelines", b.scaleSize)
+	started := time.Now()
+	largePrincipals, large, err := load(rs.client, b.scaleSize)
 	if err != nil {
 		return err
 	}
-	defer b.procs.stop(c.proc)
+	sc.large, sc.loadTook = large, time.Since(started)
+	if sc.memory, err = fixture.UsedMemory(ctx, rs.client); err != nil {
+		return err
+	}
+	b.step("loaded %d elevations (%d principals) in %s; Redis uses %d MiB", large, largePrincipals, sc.loadTook.Round(time.Second), sc.memory>>20)
+	st := storeredis.New(rs.client)
+	for _, i := range []int{0, largePrincipals / 2, largePrincipals - 1} {
+		if err := fixture.Verify(ctx, st, fixture.Principal(i), fixture.Elevations(i, now), now); err != nil {
+			return err
+		}
+	}
+
+	b.step("starting a replica on each Redis: %d elevations (%d principals) and %d", small, principals, large)
+	cs, err := b.startElevate("elevate-scale-small", rsSmall.url)
+	if err != nil {
+		return err
+	}
+	defer b.procs.stop(cs.proc)
+	cl, err := b.startElevate("elevate-scale-large", rs.url)
+	if err != nil {
+		return err
+	}
+	defer b.procs.stop(cl.proc)
 
 	reqs := fixture.Requests(principals*3, principals, now)
 	var bodies []string
@@ -744,7 +785,7 @@ func (b *bench) scalePhase(rs *redisServer) error {
 		lat latency
 		res result
 	}
-	measure := func() (latency, result, error) {
+	measure := func(c *elevate) (figures, error) {
 		f, other, steal, err := measured(b, "decisions at scale", func(int) (figures, error) {
 			lat, err := b.sequential(c, bodies, 5000)
 			if err != nil {
@@ -756,40 +797,41 @@ func (b *bench) scalePhase(rs *redisServer) error {
 		})
 		f.res.Foreign, f.res.Steal = other, steal
 		b.checkErrors("decisions at scale", f.res)
-		return f.lat, f.res, err
+		return f, err
 	}
-	if sc.seqSmall, sc.wrkSmall, err = measure(); err != nil {
-		return err
-	}
-	b.step("%d elevations: p50 %s p99 %s one at a time; %.0f req/s, p50 %s at %d connections", small,
-		fmtDur(sc.seqSmall.p50), fmtDur(sc.seqSmall.p99), sc.wrkSmall.RPS, fmtDur(sc.wrkSmall.p50()), b.conns[0])
-
-	b.step("loading up to %d active elevations with pipelines", b.scaleSize)
-	started := time.Now()
-	if principals, err = load(b.scaleSize); err != nil {
-		return err
-	}
-	sc.large, sc.loadTook = small, time.Since(started)
-	if sc.memory, err = fixture.UsedMemory(ctx, rs.client); err != nil {
-		return err
-	}
-	b.step("loaded %d elevations (%d principals) in %s; Redis uses %d MiB", small, principals, sc.loadTook.Round(time.Second), sc.memory>>20)
-	st := storeredis.New(rs.client)
-	for _, i := range []int{0, principals / 2, principals - 1} {
-		if err := fixture.Verify(ctx, st, fixture.Principal(i), fixture.Elevations(i, now), now); err != nil {
-			return err
+	var smalls, larges []figures
+	for round := range scaleRounds {
+		order := []bool{false, true}
+		if round%2 == 1 {
+			order = []bool{true, false}
+		}
+		for _, isLarge := range order {
+			c, n, into := cs, small, &smalls
+			if isLarge {
+				c, n, into = cl, large, &larges
+			}
+			f, err := measure(c)
+			if err != nil {
+				return err
+			}
+			*into = append(*into, f)
+			b.step("round %d, %d elevations: p50 %s p99 %s one at a time; %.0f req/s, p50 %s at %d connections", round+1, n,
+				fmtDur(f.lat.p50), fmtDur(f.lat.p99), f.res.RPS, fmtDur(f.res.p50()), b.conns[0])
 		}
 	}
-	if sc.seqLarge, sc.wrkLarge, err = measure(); err != nil {
-		return err
+	// The round with the median one-at-a-time p50 stands for each side.
+	medianRound := func(fs []figures) figures {
+		slices.SortFunc(fs, func(x, y figures) int { return cmp.Compare(x.lat.p50, y.lat.p50) })
+		return fs[len(fs)/2]
 	}
-	b.step("%d elevations: p50 %s p99 %s one at a time; %.0f req/s, p50 %s at %d connections", small,
-		fmtDur(sc.seqLarge.p50), fmtDur(sc.seqLarge.p99), sc.wrkLarge.RPS, fmtDur(sc.wrkLarge.p50()), b.conns[0])
+	ms, ml := medianRound(smalls), medianRound(larges)
+	sc.seqSmall, sc.wrkSmall, sc.seqLarge, sc.wrkLarge = ms.lat, ms.res, ml.lat, ml.res
+
 	var spread []string
-	for _, r := range fixture.Requests(5000, principals, now) {
+	for _, r := range fixture.Requests(5000, largePrincipals, now) {
 		spread = append(spread, string(r.AuthorizeBody()))
 	}
-	if sc.seqSpread, err = b.sequential(c, spread, 5000); err != nil {
+	if sc.seqSpread, err = b.sequential(cl, spread, 5000); err != nil {
 		return err
 	}
 	return nil
