@@ -11,7 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -239,14 +239,20 @@ func (s *Store) Assignments(ctx context.Context, f store.AssignmentFilter) ([]st
 	return out, nil
 }
 
-// sortAssignments sorts oldest first.
-func sortAssignments(as []store.Assignment) {
-	sort.Slice(as, func(i, j int) bool {
-		if !as[i].CreatedAt.Equal(as[j].CreatedAt) {
-			return as[i].CreatedAt.Before(as[j].CreatedAt)
+// oldestFirst sorts xs by the time key gives, then by id.
+func oldestFirst[T any](xs []T, key func(T) (time.Time, string)) {
+	slices.SortFunc(xs, func(a, b T) int {
+		ta, ida := key(a)
+		tb, idb := key(b)
+		if c := ta.Compare(tb); c != 0 {
+			return c
 		}
-		return as[i].ID < as[j].ID
+		return strings.Compare(ida, idb)
 	})
+}
+
+func sortAssignments(as []store.Assignment) {
+	oldestFirst(as, func(a store.Assignment) (time.Time, string) { return a.CreatedAt, a.ID })
 }
 
 // change is one activation to write in an apply.
@@ -387,12 +393,7 @@ func decodeActivations(raw []string) ([]store.Activation, error) {
 }
 
 func sortActivations(as []store.Activation) {
-	sort.Slice(as, func(i, j int) bool {
-		if !as[i].RequestedAt.Equal(as[j].RequestedAt) {
-			return as[i].RequestedAt.Before(as[j].RequestedAt)
-		}
-		return as[i].ID < as[j].ID
-	})
+	oldestFirst(as, func(a store.Activation) (time.Time, string) { return a.RequestedAt, a.ID })
 }
 
 func (s *Store) Activations(ctx context.Context, f store.ActivationFilter) ([]store.Activation, error) {
