@@ -137,6 +137,12 @@ func (t *TOTP) Verify(ctx context.Context, principal, code string, now time.Time
 		return fmt.Errorf("totp verify %q: count attempt: %w", principal, err)
 	}
 	if attempts > maxTOTPFailures {
+		// The code is not looked at, so this was no guess: the attempt is
+		// taken back, or a burst of requests with the right code would
+		// leave the principal locked out for the window.
+		if err := t.secrets.TOTPAttemptOK(ctx, principal); err != nil {
+			return fmt.Errorf("totp verify %q: count attempt: %w", principal, err)
+		}
 		return fmt.Errorf("totp verify %q: %w", principal, ErrLocked)
 	}
 

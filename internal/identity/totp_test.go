@@ -145,6 +145,67 @@ func TestTOTPConcurrentUseOnce(t *testing.T) {
 	}
 }
 
+// inFlight holds every TOTPAttempt until n callers have made theirs, so
+// that n verifications are counted before any of them is checked.
+type inFlight struct {
+	*memSecrets
+	arrived sync.WaitGroup
+}
+
+func (f *inFlight) TOTPAttempt(ctx context.Context, principal string, window time.Duration) (int, error) {
+	n, err := f.memSecrets.TOTPAttempt(ctx, principal, window)
+	f.arrived.Done()
+	f.arrived.Wait()
+	return n, err
+}
+
+// A burst of requests carrying the right code, more of them at once than
+// the lockout allows, is refused beyond the first (replays, or locked while
+// too many are in flight) but leaves no count behind: no wrong code was
+// given, so the principal is not locked out afterwards.
+func TestTOTPBurstOfRightCodesLeavesNoLockout(t *testing.T) {
+	const principal = "sophia.davis@perparims.example"
+	const burst = 2 * maxTOTPFailures
+	now := time.Unix(1_760_000_015, 0)
+	secrets := &inFlight{memSecrets: newMemSecrets()}
+	secrets.now = func() time.Time { return now }
+	tt := NewTOTP(secrets, TOTPConfig{})
+	enr, err := tt.Enroll(context.Background(), principal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := codeAt(t, enr.Secret, now)
+	secrets.arrived.Add(burst)
+	errs := make([]error, burst)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { errs[i] = tt.Verify(context.Background(), principal, code, now) })
+	}
+	wg.Wait()
+	counts := map[string]int{}
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			counts["ok"]++
+		case errors.Is(err, ErrReplay):
+			counts["replay"]++
+		case errors.Is(err, ErrLocked):
+			counts["locked"]++
+		default:
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if counts["ok"] != 1 || counts["locked"] != burst-maxTOTPFailures {
+		t.Fatalf("answers %v; want one accepted and %d locked of %d in flight", counts, burst-maxTOTPFailures, burst)
+	}
+
+	secrets.arrived.Add(1)
+	next := now.Add(30 * time.Second)
+	if err := tt.Verify(context.Background(), principal, codeAt(t, enr.Secret, next), next); err != nil {
+		t.Fatalf("the next right code after the burst: %v", err)
+	}
+}
+
 func TestTOTPEnroll(t *testing.T) {
 	const principal = "sophia.davis@perparims.example"
 	now := time.Now()
