@@ -288,7 +288,7 @@ func authenticator(ctx context.Context, cfg identity.Config, log logrus.FieldLog
 		log.Warn("no identity configured (identity.jwt, identity.static_tokens): every API call is refused with 401")
 		return refuseAll{}, nil
 	}
-	return identity.New(ctx, cfg)
+	return identity.New(ctx, cfg, identity.WithLogger(log))
 }
 
 type refuseAll struct{}

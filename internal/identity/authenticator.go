@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // maxTokenLen bounds the bearer token we are willing to hash or parse. IdP
@@ -36,16 +38,34 @@ type staticEntry struct {
 	id  Identity
 }
 
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	log logrus.FieldLogger
+	// httpClient fetches the JWKS URL; nil means a default client. Tests
+	// set it to trust an httptest TLS server.
+	httpClient *http.Client
+	// jwksMinInterval and jwksMaxInterval bound the JWKS URL's background
+	// refresh.
+	jwksMinInterval, jwksMaxInterval time.Duration
+}
+
+// WithLogger receives what fails in the background: a JWKS URL that
+// cannot be refreshed, whose keys fetched last stay in use. The default is
+// logrus's standard logger.
+func WithLogger(l logrus.FieldLogger) Option {
+	return func(o *options) { o.log = l }
+}
+
 // New validates cfg and builds an Authenticator: it reads the JWKS file, or
 // fetches the JWKS URL once (failing if that fails, bounded by ctx) and keeps
 // it fresh in the background until Close.
-func New(ctx context.Context, cfg Config) (*Authenticator, error) {
-	return newAuthenticator(ctx, cfg, nil)
-}
-
-// newAuthenticator is New with the HTTP client used for the JWKS URL, so
-// tests can trust an httptest TLS server; nil means a default client.
-func newAuthenticator(ctx context.Context, cfg Config, httpClient *http.Client) (*Authenticator, error) {
+func New(ctx context.Context, cfg Config, opts ...Option) (*Authenticator, error) {
+	o := options{log: logrus.StandardLogger(), jwksMinInterval: jwksMinInterval, jwksMaxInterval: jwksMaxInterval}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -60,7 +80,7 @@ func newAuthenticator(ctx context.Context, cfg Config, httpClient *http.Client) 
 		a.static = append(a.static, e)
 	}
 	if cfg.JWT != nil {
-		v, err := newJWTVerifier(ctx, cfg.JWT.withDefaults(), httpClient, time.Now)
+		v, err := newJWTVerifier(ctx, cfg.JWT.withDefaults(), o, time.Now)
 		if err != nil {
 			return nil, err
 		}

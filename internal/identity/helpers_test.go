@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -213,6 +214,17 @@ func sign(t testing.TB, key jwk.Key, alg jwa.SignatureAlgorithm, c map[string]an
 
 func jwtConfig(path string) *JWTConfig {
 	return &JWTConfig{Issuer: testIssuer, Audiences: []string{testAudience}, JWKSFile: path}
+}
+
+// withHTTPClient fetches the JWKS URL with c, to trust an httptest TLS
+// server.
+func withHTTPClient(c *http.Client) Option {
+	return func(o *options) { o.httpClient = c }
+}
+
+// withJWKSInterval refreshes the JWKS URL every d in the background.
+func withJWKSInterval(d time.Duration) Option {
+	return func(o *options) { o.jwksMinInterval, o.jwksMaxInterval = d, d }
 }
 
 func newAuth(t testing.TB, cfg Config) *Authenticator {

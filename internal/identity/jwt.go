@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/sirupsen/logrus"
 )
 
 const (
@@ -83,7 +84,7 @@ type keySource interface {
 	close(ctx context.Context) error
 }
 
-func newJWTVerifier(ctx context.Context, cfg JWTConfig, httpClient *http.Client, now func() time.Time) (*jwtVerifier, error) {
+func newJWTVerifier(ctx context.Context, cfg JWTConfig, o options, now func() time.Time) (*jwtVerifier, error) {
 	v := &jwtVerifier{
 		issuer:    cfg.Issuer,
 		audiences: cfg.Audiences,
@@ -107,7 +108,7 @@ func newJWTVerifier(ctx context.Context, cfg JWTConfig, httpClient *http.Client,
 		v.keys, err = loadJWKSFile(cfg.JWKSFile)
 	} else {
 		field = "identity.jwt.jwks_url"
-		v.keys, err = startJWKSURL(ctx, cfg.JWKSURL, httpClient)
+		v.keys, err = startJWKSURL(ctx, cfg.JWKSURL, o)
 	}
 	if err != nil {
 		return nil, &FieldError{Field: field, Err: err}
@@ -444,15 +445,16 @@ type urlKeys struct {
 	url    string
 	cache  *jwk.Cache
 	cancel context.CancelFunc
+	log    logrus.FieldLogger
 	// lastMiss is when (UnixNano) a refresh was last forced by an unknown
 	// key; zero at first, so the first miss after start may refresh.
 	lastMiss atomic.Int64
 }
 
-func startJWKSURL(ctx context.Context, rawURL string, httpClient *http.Client) (*urlKeys, error) {
+func startJWKSURL(ctx context.Context, rawURL string, o options) (*urlKeys, error) {
 	cli := &http.Client{Timeout: jwksFetchTimeout}
-	if httpClient != nil {
-		c := *httpClient
+	if o.httpClient != nil {
+		c := *o.httpClient
 		cli = &c
 	}
 	// Redirects must obey the same rule as the configured URL; jwx's
@@ -465,15 +467,21 @@ func startJWKSURL(ctx context.Context, rawURL string, httpClient *http.Client) (
 	// The refresh must outlive ctx, which may only bound start-up; Close
 	// stops it.
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	k := &urlKeys{url: rawURL, cancel: cancel, log: o.log.WithField("jwks_url", rawURL)}
 	// Registering starts the first fetch in the background; its error, if
 	// any, comes through the sink. Start-up waits for that fetch rather than
 	// forcing a second one, so the IdP sees one request and none arrives
-	// late. Later refresh errors are dropped: the keys last fetched stay.
+	// late. Later errors are logged: the keys last fetched stay in use.
 	fetchErr := make(chan error, 1)
+	var started atomic.Bool
 	client := httprc.NewClient(
 		httprc.WithWorkers(1),
 		httprc.WithWhitelist(httprc.WhitelistFunc(func(u string) bool { return u == rawURL })),
 		httprc.WithErrorSink(errsink.NewFunc(func(_ context.Context, err error) {
+			if started.Load() {
+				k.log.WithError(err).Warn("JWKS refresh failed; the keys fetched last stay in use")
+				return
+			}
 			select {
 			case fetchErr <- err:
 			default:
@@ -485,14 +493,14 @@ func startJWKSURL(ctx context.Context, rawURL string, httpClient *http.Client) (
 		cancel()
 		return nil, fmt.Errorf("start JWKS cache: %w", err)
 	}
-	k := &urlKeys{url: rawURL, cache: cache, cancel: cancel}
+	k.cache = cache
 	err = cache.Register(ctx, rawURL,
 		jwk.WithHTTPClient(cli),
 		// Waiting for readiness would block until ctx ends if the IdP is
 		// down; firstFetch also ends on the fetch's error.
 		jwk.WithWaitReady(false),
-		jwk.WithMinInterval(jwksMinInterval),
-		jwk.WithMaxInterval(jwksMaxInterval),
+		jwk.WithMinInterval(o.jwksMinInterval),
+		jwk.WithMaxInterval(o.jwksMaxInterval),
 	)
 	if err == nil {
 		err = k.firstFetch(ctx, fetchErr)
@@ -501,6 +509,7 @@ func startJWKSURL(ctx context.Context, rawURL string, httpClient *http.Client) (
 		_ = k.close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("fetch JWKS: %w", err)
 	}
+	started.Store(true)
 	return k, nil
 }
 
@@ -540,8 +549,11 @@ func (u *urlKeys) refresh(ctx context.Context) bool {
 	if !u.lastMiss.CompareAndSwap(last, now) {
 		return false
 	}
-	_, err := u.cache.Refresh(ctx, u.url)
-	return err == nil
+	if _, err := u.cache.Refresh(ctx, u.url); err != nil {
+		u.log.WithError(err).Warn("JWKS refresh for a token with an unknown key failed; the keys fetched last stay in use")
+		return false
+	}
+	return true
 }
 
 func (u *urlKeys) close(ctx context.Context) error {

@@ -20,6 +20,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 func b64(v any) string {
@@ -428,6 +430,45 @@ func TestJWKSURL(t *testing.T) {
 		}
 	})
 
+	t.Run("refresh failures are logged and the keys fetched last stay", func(t *testing.T) {
+		srv := &jwksServer{}
+		srv.body.Store(jwksJSON(t, k.rsa))
+		ts := httptest.NewServer(srv)
+		defer ts.Close()
+		log, hook := logtest.NewNullLogger()
+		warned := func(msg string) bool {
+			for _, e := range hook.AllEntries() {
+				if e.Level == logrus.WarnLevel && strings.HasPrefix(e.Message, msg) && e.Data["jwks_url"] == ts.URL {
+					return true
+				}
+			}
+			return false
+		}
+
+		cfg := &JWTConfig{Issuer: testIssuer, Audiences: []string{testAudience}, JWKSURL: ts.URL}
+		a, err := New(context.Background(), Config{JWT: cfg}, WithLogger(log), withJWKSInterval(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close(context.Background())
+		srv.fail.Store(true)
+		// The background refresh comes every second.
+		for deadline := time.Now().Add(10 * time.Second); !warned("JWKS refresh failed"); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no warning of the failed background refresh in 10s: %v", hook.AllEntries())
+			}
+		}
+		if _, err := a.Authenticate(context.Background(), "Bearer "+sign(t, k.rsa, jwa.RS256(), claims(now))); err != nil {
+			t.Fatalf("a token signed with a key fetched before the failure: %v", err)
+		}
+		if _, err := a.Authenticate(context.Background(), "Bearer "+sign(t, k.rsaOther, jwa.RS256(), claims(now))); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("a token signed with a key never fetched: %v", err)
+		}
+		if !warned("JWKS refresh for a token with an unknown key failed") {
+			t.Fatalf("no warning of the failed refresh for an unknown key: %v", hook.AllEntries())
+		}
+	})
+
 	t.Run("https via a TLS test server", func(t *testing.T) {
 		srv := &jwksServer{}
 		srv.body.Store(jwksJSON(t, k.ec))
@@ -435,7 +476,7 @@ func TestJWKSURL(t *testing.T) {
 		defer ts.Close()
 
 		cfg := &JWTConfig{Issuer: testIssuer, Audiences: []string{testAudience}, JWKSURL: ts.URL}
-		a, err := newAuthenticator(context.Background(), Config{JWT: cfg}, ts.Client())
+		a, err := New(context.Background(), Config{JWT: cfg}, withHTTPClient(ts.Client()))
 		if err != nil {
 			t.Fatal(err)
 		}
