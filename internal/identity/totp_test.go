@@ -13,6 +13,16 @@ import (
 	"github.com/pquerna/otp/totp"
 )
 
+// enrolled enrolls principal through tt and returns its secret.
+func enrolled(t *testing.T, tt *TOTP, principal string) string {
+	t.Helper()
+	enr, err := tt.Enroll(context.Background(), principal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enr.Secret
+}
+
 // codeAt is what an authenticator app shows at t.
 func codeAt(t *testing.T, secret string, at time.Time) string {
 	t.Helper()
@@ -54,22 +64,17 @@ func TestTOTPVerify(t *testing.T) {
 			secrets := newMemSecrets()
 			secrets.now = func() time.Time { return now }
 			tt := NewTOTP(secrets, TOTPConfig{})
-			enr, err := tt.Enroll(context.Background(), principal)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tt.Enroll(context.Background(), "other@perparims.example"); err != nil {
-				t.Fatal(err)
-			}
+			secret := enrolled(t, tt, principal)
+			enrolled(t, tt, "other@perparims.example")
 			p := principal
 			if tc.principal != "" {
 				p = tc.principal
 			}
-			err = tt.Verify(context.Background(), p, tc.code(enr.Secret), now)
+			err := tt.Verify(context.Background(), p, tc.code(secret), now)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("error %v, want %v", err, tc.want)
 			}
-			if err != nil && strings.Contains(err.Error(), enr.Secret) {
+			if err != nil && strings.Contains(err.Error(), secret) {
 				t.Errorf("error %q contains the secret", err)
 			}
 		})
@@ -89,11 +94,8 @@ func TestTOTPReplay(t *testing.T) {
 	secrets := newMemSecrets()
 	secrets.now = func() time.Time { return now }
 	tt := NewTOTP(secrets, TOTPConfig{})
-	enr, err := tt.Enroll(context.Background(), principal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code := codeAt(t, enr.Secret, now)
+	secret := enrolled(t, tt, principal)
+	code := codeAt(t, secret, now)
 
 	if err := tt.Verify(context.Background(), principal, code, now); err != nil {
 		t.Fatal(err)
@@ -106,7 +108,7 @@ func TestTOTPReplay(t *testing.T) {
 		}
 	}
 	// The next step's code is a different counter and is accepted once.
-	next := codeAt(t, enr.Secret, now.Add(30*time.Second))
+	next := codeAt(t, secret, now.Add(30*time.Second))
 	if err := tt.Verify(context.Background(), principal, next, now.Add(30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -119,11 +121,7 @@ func TestTOTPConcurrentUseOnce(t *testing.T) {
 	secrets := newMemSecrets()
 	secrets.now = func() time.Time { return now }
 	replicas := []*TOTP{NewTOTP(secrets, TOTPConfig{}), NewTOTP(secrets, TOTPConfig{})}
-	enr, err := replicas[0].Enroll(context.Background(), principal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code := codeAt(t, enr.Secret, now)
+	code := codeAt(t, enrolled(t, replicas[0], principal), now)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 16)
@@ -170,11 +168,8 @@ func TestTOTPBurstOfRightCodesLeavesNoLockout(t *testing.T) {
 	secrets := &inFlight{memSecrets: newMemSecrets()}
 	secrets.now = func() time.Time { return now }
 	tt := NewTOTP(secrets, TOTPConfig{})
-	enr, err := tt.Enroll(context.Background(), principal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code := codeAt(t, enr.Secret, now)
+	secret := enrolled(t, tt, principal)
+	code := codeAt(t, secret, now)
 	secrets.arrived.Add(burst)
 	errs := make([]error, burst)
 	var wg sync.WaitGroup
@@ -201,7 +196,7 @@ func TestTOTPBurstOfRightCodesLeavesNoLockout(t *testing.T) {
 
 	secrets.arrived.Add(1)
 	next := now.Add(30 * time.Second)
-	if err := tt.Verify(context.Background(), principal, codeAt(t, enr.Secret, next), next); err != nil {
+	if err := tt.Verify(context.Background(), principal, codeAt(t, secret, next), next); err != nil {
 		t.Fatalf("the next right code after the burst: %v", err)
 	}
 }
@@ -287,12 +282,9 @@ func TestTOTPLockout(t *testing.T) {
 	now := time.Unix(1_760_000_015, 0)
 	secrets.now = func() time.Time { return now }
 	tt := NewTOTP(secrets, TOTPConfig{})
-	en, err := tt.Enroll(context.Background(), "a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret := enrolled(t, tt, "a")
 	wrong := "000000"
-	if codeAt(t, en.Secret, now) == wrong {
+	if codeAt(t, secret, now) == wrong {
 		wrong = "111111"
 	}
 	for i := range maxTOTPFailures {
@@ -300,16 +292,14 @@ func TestTOTPLockout(t *testing.T) {
 			t.Fatalf("wrong code %d: %v", i, err)
 		}
 	}
-	if err := tt.Verify(context.Background(), "a", codeAt(t, en.Secret, now), now); !errors.Is(err, ErrLocked) {
+	if err := tt.Verify(context.Background(), "a", codeAt(t, secret, now), now); !errors.Is(err, ErrLocked) {
 		t.Fatalf("right code while locked: %v", err)
 	}
 	if err := tt.Verify(context.Background(), "b", "123456", now); errors.Is(err, ErrLocked) {
 		t.Fatal("another principal is locked too")
 	}
 	// Many guesses at once: only the first few are checked.
-	if _, err := tt.Enroll(context.Background(), "c"); err != nil {
-		t.Fatal(err)
-	}
+	enrolled(t, tt, "c")
 	var wg sync.WaitGroup
 	var checked atomic.Int32
 	for range 50 {
@@ -326,7 +316,7 @@ func TestTOTPLockout(t *testing.T) {
 		t.Fatalf("%d concurrent guesses were checked, want at most %d", n, maxTOTPFailures)
 	}
 	now = now.Add(totpLockout)
-	if err := tt.Verify(context.Background(), "a", codeAt(t, en.Secret, now), now); err != nil {
+	if err := tt.Verify(context.Background(), "a", codeAt(t, secret, now), now); err != nil {
 		t.Fatalf("right code after the lockout: %v", err)
 	}
 }
