@@ -193,23 +193,32 @@ type rolesAt struct {
 	roles map[string]Role
 }
 
-// Roles returns the roles the policy defines, by id. They depend on the
-// policy and its data only, so they are evaluated once per policy
-// generation rather than on every activation; the Role values are shared
-// and must not be modified.
+// Roles returns the roles the policy defines, by id. The Role values are
+// shared and must not be modified.
 func (s *Service) Roles(ctx context.Context) (map[string]Role, error) {
+	roles, err := s.roleMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return maps.Clone(roles), nil
+}
+
+// roleMap is the roles as the policy defines them now, not to be modified.
+// They depend on the policy and its data only, so they are evaluated once
+// per policy generation rather than on every activation.
+func (s *Service) roleMap(ctx context.Context) (map[string]Role, error) {
 	// The generation is read before evaluating: roles evaluated across a
 	// change carry the older generation, which is never current again.
 	gen := s.engine.Generation()
 	if m := s.roles.Load(); m != nil && m.gen == gen {
-		return maps.Clone(m.roles), nil
+		return m.roles, nil
 	}
 	roles, err := s.evalRoles(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s.roles.Store(&rolesAt{gen: gen, roles: roles})
-	return maps.Clone(roles), nil
+	return roles, nil
 }
 
 func (s *Service) evalRoles(ctx context.Context) (map[string]Role, error) {
@@ -236,7 +245,7 @@ func (s *Service) evalRoles(ctx context.Context) (map[string]Role, error) {
 }
 
 func (s *Service) role(ctx context.Context, id string) (Role, error) {
-	roles, err := s.Roles(ctx)
+	roles, err := s.roleMap(ctx)
 	if err != nil {
 		return Role{}, err
 	}
