@@ -66,11 +66,6 @@ func (t *timedStore) Activations(ctx context.Context, f store.ActivationFilter) 
 	return t.s.Activations(ctx, f)
 }
 
-func (t *timedStore) Elevations(ctx context.Context, principal string, now time.Time) (as []store.Activation, err error) {
-	defer func(start time.Time) { t.done("elevations", start, err) }(time.Now())
-	return t.s.Elevations(ctx, principal, now)
-}
-
 func (t *timedStore) Holdings(ctx context.Context, principal string, now time.Time) (h store.Holdings, err error) {
 	defer func(start time.Time) { t.done("holdings", start, err) }(time.Now())
 	return t.s.Holdings(ctx, principal, now)

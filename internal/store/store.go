@@ -148,7 +148,7 @@ type Holdings struct {
 	// active, in their window or not, oldest first: Holds tells which grant
 	// a role at the time.
 	Assignments []Assignment
-	// Elevations are live activations, as Store.Elevations returns them.
+	// Elevations are the activations live at the time, oldest first.
 	Elevations []Activation
 }
 
@@ -199,13 +199,11 @@ type Store interface {
 	Activation(ctx context.Context, id string) (Activation, error)
 	// Activations lists the activations that match f, oldest first.
 	Activations(ctx context.Context, f ActivationFilter) ([]Activation, error)
-	// Elevations returns the principal's activations live at now. One whose
-	// time has run out is never returned, whether or not anything has
-	// recorded its expiry yet: this is the read behind every decision.
-	Elevations(ctx context.Context, principal string, now time.Time) ([]Activation, error)
 	// Holdings is principal's assignments and its elevations live at now,
-	// read in one step (one Redis round trip, or none from a cache). It is
-	// the read behind every decision, a gateway's or the workflow's.
+	// read in one step (one Redis round trip, or none from a cache). An
+	// elevation whose time has run out is never among them, whether or not
+	// anything has recorded its expiry yet. It is the read behind every
+	// decision, a gateway's or the workflow's.
 	Holdings(ctx context.Context, principal string, now time.Time) (Holdings, error)
 	// ClaimDue returns up to limit activations whose Due time has come, and
 	// leases them for lease: no other caller gets them meanwhile. The caller

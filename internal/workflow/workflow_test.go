@@ -209,7 +209,7 @@ func TestScheduledActivation(t *testing.T) {
 	if err != nil || act.Status != store.Scheduled {
 		t.Fatalf("schedule: %+v, %v", act, err)
 	}
-	if live, _ := e.store.Elevations(ctx, "sam@x", e.clock.Now()); len(live) != 0 {
+	if h, _ := e.store.Holdings(ctx, "sam@x", e.clock.Now()); len(h.Elevations) != 0 {
 		t.Fatal("live before its start")
 	}
 	e.clock.Add(time.Hour)
@@ -388,11 +388,11 @@ func TestAuditLossUndoesTheChange(t *testing.T) {
 				_ = e.store.CreateAssignment(ctx, a)
 			}
 			live := func() int {
-				got, err := e.store.Elevations(ctx, "sam@x", e.clock.Now())
+				h, err := e.store.Holdings(ctx, "sam@x", e.clock.Now())
 				if err != nil {
 					t.Fatal(err)
 				}
-				return len(got)
+				return len(h.Elevations)
 			}
 
 			// The request is kept, the activation's event is lost: undone.

@@ -214,26 +214,15 @@ func (s *Store) Activations(_ context.Context, f store.ActivationFilter) ([]stor
 	return out, nil
 }
 
-func (s *Store) Elevations(_ context.Context, principal string, now time.Time) ([]store.Activation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.elevations(principal, now), nil
-}
-
-func (s *Store) elevations(principal string, now time.Time) []store.Activation {
-	live := []store.Activation{}
-	for _, a := range s.byPrincipal(principal) {
-		if s.live(a) && a.LiveAt(now) {
-			live = append(live, a)
-		}
-	}
-	return live
-}
-
 func (s *Store) Holdings(_ context.Context, principal string, now time.Time) (store.Holdings, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := store.Holdings{Assignments: []store.Assignment{}, Elevations: s.elevations(principal, now)}
+	h := store.Holdings{Assignments: []store.Assignment{}, Elevations: []store.Activation{}}
+	for _, a := range s.byPrincipal(principal) {
+		if s.live(a) && a.LiveAt(now) {
+			h.Elevations = append(h.Elevations, a)
+		}
+	}
 	for _, a := range s.assignments {
 		if a.Principal == principal {
 			h.Assignments = append(h.Assignments, a)

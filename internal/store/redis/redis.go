@@ -425,21 +425,6 @@ func (s *Store) running(ctx context.Context, principal string) ([]store.Activati
 	return decodeActivations(raw)
 }
 
-func (s *Store) Elevations(ctx context.Context, principal string, now time.Time) ([]store.Activation, error) {
-	all, err := s.running(ctx, principal)
-	if err != nil {
-		return nil, err
-	}
-	live := all[:0]
-	for _, a := range all {
-		if a.LiveAt(now) {
-			live = append(live, a)
-		}
-	}
-	sortActivations(live)
-	return live, nil
-}
-
 func (s *Store) Holdings(ctx context.Context, principal string, now time.Time) (store.Holdings, error) {
 	k := s.principal(principal)
 	var gen uint64

@@ -122,9 +122,15 @@ func create(t *testing.T, s store.Store, a store.Activation) {
 }
 func asgID(a store.Assignment) string { return a.ID }
 
+// liveAt is principal's elevations live at at, as Holdings reads them.
+func liveAt(s store.Store, principal string, at time.Time) ([]store.Activation, error) {
+	h, err := s.Holdings(ctx, principal, at)
+	return h.Elevations, err
+}
+
 func elevations(t *testing.T, s store.Store, principal string, want ...string) {
 	t.Helper()
-	got, err := s.Elevations(ctx, principal, time.Now())
+	got, err := liveAt(s, principal, time.Now())
 	must(t, err)
 	sameIDs(t, "elevations of "+principal, got, actID, want...)
 }
@@ -268,7 +274,7 @@ func testListing(t *testing.T, s store.Store) {
 func waitGone(t *testing.T, s store.Store, principal string, until time.Time) {
 	t.Helper()
 	for {
-		live, err := s.Elevations(ctx, principal, time.Now())
+		live, err := liveAt(s, principal, time.Now())
 		must(t, err)
 		if len(live) == 0 {
 			return
@@ -356,7 +362,7 @@ func testReadsUseNow(t *testing.T, s store.Store) {
 		"at the end":          {*act.ExpiresAt, false},
 		"before activation":   {act.ActivatedAt.Add(-time.Nanosecond), false},
 	} {
-		got, err := s.Elevations(ctx, "sophia@x", tc.at)
+		got, err := liveAt(s, "sophia@x", tc.at)
 		must(t, err)
 		if (len(got) == 1) != tc.live {
 			t.Errorf("%s: live %v, want %v", name, got, tc.live)
@@ -400,7 +406,7 @@ func testExtend(t *testing.T, s store.Store) {
 	_, err = s.UpdateActivation(ctx, extended)
 	must(t, err)
 	time.Sleep(time.Until(*act.ExpiresAt) + 100*time.Millisecond)
-	got, err := s.Elevations(ctx, "sophia@x", time.Now())
+	got, err := liveAt(s, "sophia@x", time.Now())
 	must(t, err)
 	if len(got) != 1 || !got[0].ExpiresAt.Equal(*extended.ExpiresAt) {
 		t.Fatalf("after the original end: %v", got)
@@ -490,7 +496,7 @@ func testDeleteRacesActivation(t *testing.T, s store.Store) {
 		}()
 		wg.Wait()
 		must(t, delErr)
-		got, err := s.Elevations(ctx, "sophia@x", time.Now())
+		got, err := liveAt(s, "sophia@x", time.Now())
 		must(t, err)
 		if len(got) != 0 {
 			t.Fatalf("round %d: live after its assignment was deleted: %v (activation error %v, revoked %v)", round, got, actErr, revoked)
@@ -518,7 +524,7 @@ func testConcurrentStarts(t *testing.T, s store.Store) {
 	wg.Wait()
 	close(errs)
 	countOne(t, errs, store.ErrConflict)
-	got, err := s.Elevations(ctx, "sophia@x", time.Now())
+	got, err := liveAt(s, "sophia@x", time.Now())
 	must(t, err)
 	if len(got) != 1 {
 		t.Fatalf("%d live elevations, want 1", len(got))

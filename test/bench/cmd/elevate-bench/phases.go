@@ -399,9 +399,9 @@ func (b *bench) activationPhase(a *elevate, st *storeredis.Store, now time.Time)
 	if res.Errors > 0 {
 		b.notef("activation throughput: %d socket errors", res.Errors)
 	}
-	live, err := st.Elevations(context.Background(), activator("op", 1), time.Now())
-	if err != nil || len(live) == 0 {
-		return fmt.Errorf("after the run %s holds %d elevations (%v): the activations did not land", activator("op", 1), len(live), err)
+	h, err := st.Holdings(context.Background(), activator("op", 1), time.Now())
+	if err != nil || len(h.Elevations) == 0 {
+		return fmt.Errorf("after the run %s holds %d elevations (%v): the activations did not land", activator("op", 1), len(h.Elevations), err)
 	}
 	return nil
 }
