@@ -155,9 +155,14 @@ func (a *API) bind(c *gin.Context, v any) bool {
 		abort(c, http.StatusBadRequest, "malformed_json", "the body is empty; a JSON object is expected", nil)
 		return false
 	}
-	// json v2 refuses duplicate names and invalid UTF-8 and matches names
-	// case-sensitively by default; unknown members it must be told.
-	err = jsonv2.Unmarshal(raw, v, jsonv2.RejectUnknownMembers(true))
+	// The whole body is checked as JSON first, so a syntax error is one
+	// even after a value of the wrong type. json v2 refuses duplicate
+	// names and invalid UTF-8 and matches names case-sensitively by
+	// default; unknown members it must be told.
+	err = syntax(raw)
+	if err == nil {
+		err = jsonv2.Unmarshal(raw, v, jsonv2.RejectUnknownMembers(true))
+	}
 	if err == nil {
 		return true
 	}
@@ -181,6 +186,19 @@ func (a *API) bind(c *gin.Context, v any) bool {
 		abort(c, http.StatusBadRequest, "malformed_json", "the body is not valid JSON: "+err.Error(), nil)
 	}
 	return false
+}
+
+// syntax checks that raw is one JSON value with unique names in each
+// object.
+func syntax(raw []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.ReadValue(); err != nil {
+		return err
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return errors.Join(errors.New("more than one JSON value"), err)
+	}
+	return nil
 }
 
 // pointer is where in the body a decoding error is, as a dotted path
