@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/elevatepdp/elevate/internal/workflow"
 )
 
 // load parses args as serve's flags with env as the environment.
@@ -213,5 +215,22 @@ func TestOPASectionsErrors(t *testing.T) {
 				t.Fatalf("error %v, want one naming %s", err, tc.field)
 			}
 		})
+	}
+}
+
+// The limits section reaches the workflow as written, the rest at its
+// defaults.
+func TestLimits(t *testing.T) {
+	cfg, err := load(t, []string{"--config", writeFile(t, "limits:\n  justification: 50\n  schedule_ahead: 24h\n")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := workflow.DefaultLimits()
+	want.Justification, want.ScheduleAhead = 50, 24*time.Hour
+	if got := cfg.Limits.Workflow(); got != want {
+		t.Fatalf("limits %+v, want %+v", got, want)
+	}
+	if got := Default().Limits.Workflow(); got != workflow.DefaultLimits() {
+		t.Fatalf("default limits %+v, want workflow's %+v", got, workflow.DefaultLimits())
 	}
 }

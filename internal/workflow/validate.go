@@ -92,12 +92,12 @@ func blank(r rune) bool {
 	return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 }
 
-// Text is free text as Elevate keeps it, and as policies and the audit
+// normalText is free text as Elevate keeps it, and as policies and the audit
 // trail see it: without the blank runes around it, so text made only of
 // them is empty.
-func Text(s string) string { return strings.TrimFunc(s, blank) }
+func normalText(s string) string { return strings.TrimFunc(s, blank) }
 
-// freeText is Text(s), the value of field name, checked: valid UTF-8, at
+// freeText is normalText(s), the value of field name, checked: valid UTF-8, at
 // most max characters, and, when inline (a ticket's system or number), no
 // control or format character inside; a justification may hold tabs and
 // line breaks, but no other control character.
@@ -110,7 +110,7 @@ func freeText(name, s string, max int, inline bool) (string, error) {
 	if n := utf8.RuneCountInString(s); n > max {
 		return "", invalid("%s is %d characters long, more than the %d allowed", name, n, max)
 	}
-	s = Text(s)
+	s = normalText(s)
 	for _, r := range s {
 		bad := unicode.IsControl(r) && (inline || r != '\t' && r != '\n' && r != '\r')
 		if bad || inline && unicode.Is(unicode.Cf, r) {
