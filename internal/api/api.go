@@ -5,18 +5,22 @@
 package api
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sirupsen/logrus"
 
 	"github.com/elevatepdp/elevate/internal/audit"
@@ -132,38 +136,130 @@ func caller(c *gin.Context) workflow.Caller {
 	return c.MustGet(callerKey).(workflow.Caller)
 }
 
-// bind decodes a JSON body strictly: malformed JSON and unknown fields are
-// 400, values of the wrong type 422, a body over the limit 413.
+// bind decodes a JSON body strictly: malformed JSON, a member name given
+// twice (at any depth) and unknown members are 400, values of the wrong
+// type 422, a body over the limit 413. Names match exactly: "SUBJECT" is
+// not "subject". Last-wins duplicates and case-folded names would let a
+// filter in front of Elevate read another value than Elevate does.
 func (a *API) bind(c *gin.Context, v any) bool {
-	dec := json.NewDecoder(c.Request.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("more than one JSON value")
+	raw, err := io.ReadAll(c.Request.Body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		abort(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit), nil)
+		return false
+	case err != nil:
+		abort(c, http.StatusBadRequest, "malformed_json", "the body could not be read: "+err.Error(), nil)
+		return false
+	case len(bytes.TrimSpace(raw)) == 0:
+		abort(c, http.StatusBadRequest, "malformed_json", "the body is empty; a JSON object is expected", nil)
+		return false
+	}
+	// The whole body is checked as JSON first, so a syntax error is one
+	// even after a value of the wrong type. json v2 refuses duplicate
+	// names and invalid UTF-8 and matches names case-sensitively by
+	// default; unknown members it must be told.
+	err = syntax(raw)
+	if err == nil {
+		err = jsonv2.Unmarshal(raw, v, jsonv2.RejectUnknownMembers(true))
 	}
 	if err == nil {
 		return true
 	}
-	var tooBig *http.MaxBytesError
-	var typ *json.UnmarshalTypeError
+	var sem *jsonv2.SemanticError
+	var syn *jsontext.SyntacticError
 	var tm *time.ParseError
 	switch {
-	case errors.As(err, &tooBig):
-		abort(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit), nil)
-	case errors.As(err, &typ):
-		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values",
-			[]string{fmt.Sprintf("%s: expected %s, got %s", typ.Field, typ.Type, typ.Value)})
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		abort(c, http.StatusBadRequest, "duplicate_key", "the body names a member more than once", []string{pointer(err)})
+	case errors.Is(err, jsonv2.ErrUnknownName):
+		abort(c, http.StatusBadRequest, "unknown_field", fmt.Sprintf("unknown field %q", pointer(err)), nil)
+	case errors.As(err, &syn):
+		abort(c, http.StatusBadRequest, "malformed_json", "the body is not valid JSON: "+syn.Error(), nil)
 	case errors.As(err, &tm):
 		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values",
-			[]string{fmt.Sprintf("%q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", tm.Value)})
-	case errors.Is(err, io.EOF):
-		abort(c, http.StatusBadRequest, "malformed_json", "the body is empty; a JSON object is expected", nil)
-	case strings.HasPrefix(err.Error(), "json: unknown field"):
-		abort(c, http.StatusBadRequest, "unknown_field", strings.TrimPrefix(err.Error(), "json: "), nil)
+			[]string{fmt.Sprintf("%s: %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", pointer(err), tm.Value)})
+	case errors.As(err, &sem):
+		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values",
+			[]string{fmt.Sprintf("%s: expected %s, got %s", pointer(err), typeName(sem.GoType), kindName(sem.JSONKind))})
 	default:
 		abort(c, http.StatusBadRequest, "malformed_json", "the body is not valid JSON: "+err.Error(), nil)
 	}
 	return false
+}
+
+// syntax checks that raw is one JSON value with unique names in each
+// object.
+func syntax(raw []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.ReadValue(); err != nil {
+		return err
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return errors.Join(errors.New("more than one JSON value"), err)
+	}
+	return nil
+}
+
+// pointer is where in the body a decoding error is, as a dotted path
+// ("ticket.number"), "" at the top.
+func pointer(err error) string {
+	var p jsontext.Pointer
+	var sem *jsonv2.SemanticError
+	var syn *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &syn):
+		p = syn.JSONPointer
+	case errors.As(err, &sem):
+		p = sem.JSONPointer
+	}
+	if p == "" {
+		return "body"
+	}
+	return strings.Join(slices.Collect(p.Tokens()), ".")
+}
+
+// typeName is what JSON a Go type is read from.
+func typeName(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == nil:
+		return "a value"
+	case t == reflect.TypeFor[time.Time]():
+		return "an RFC 3339 time"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.String:
+		return "string"
+	}
+	return "number"
+}
+
+// kindName is the name of a JSON kind.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	}
+	return "a value"
 }
 
 func (a *API) roles(c *gin.Context) {
@@ -333,37 +429,50 @@ func (a *API) authorize(c *gin.Context) {
 	c.JSON(http.StatusOK, d)
 }
 
+// The bounds of the audit query's numbers. A page holds at most maxPage
+// events (a bigger limit is 422, not quietly capped, so a client never
+// takes a short page for the whole); a seq is at most 2^53-1, the largest
+// integer every JSON reader holds exactly, and far beyond any trail.
+const (
+	maxPage = 1000
+	maxSeq  = 1<<53 - 1
+)
+
 // audit answers GET /v1/audit: the events passing the filters, oldest
-// first, a page of at most limit (default 1000) after after_seq. format is
+// first, a page of at most limit (1 to 1000, default 1000) after after_seq
+// (0 to 2^53-1); since and until are RFC 3339 times. format is
 // json (default; {"events", "next_after_seq" when more remain, "anchor"
 // when the trail was trimmed}), jsonl (one event per line, after an anchor
 // line when the page starts at the oldest retained event) or csv. Every
 // format also says X-Next-After-Seq when more remain, so jsonl and csv can
 // be paged as well.
 func (a *API) audit(c *gin.Context) {
-	const defaultLimit = 1000
-	f := audit.Filter{Principal: c.Query("principal"), Role: c.Query("role"), Type: audit.Type(c.Query("type")), Limit: defaultLimit}
+	f := audit.Filter{Principal: c.Query("principal"), Role: c.Query("role"), Type: audit.Type(c.Query("type")), Limit: maxPage}
 	var errs []string
 	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		if v := c.Query(name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %q is not an RFC 3339 time", name, v))
+			} else if err := workflow.TimeField(name, t); err != nil {
+				var bad *workflow.InvalidError
+				errors.As(err, &bad)
+				errs = append(errs, bad.Errors...)
 			}
 			*dst = t
 		}
 	}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, fmt.Sprintf("limit: %q is not a positive number", v))
+		if err != nil || n < 1 || n > maxPage {
+			errs = append(errs, fmt.Sprintf("limit: %q is not a number from 1 to %d", v, maxPage))
 		}
 		f.Limit = n
 	}
 	if v := c.Query("after_seq"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Sprintf("after_seq: %q is not a seq (0 or more)", v))
+		if err != nil || n < 0 || n > maxSeq {
+			errs = append(errs, fmt.Sprintf("after_seq: %q is not a seq (0 to %d)", v, int64(maxSeq)))
 		}
 		f.AfterSeq = n
 	}

@@ -3,7 +3,6 @@ package audit
 import (
 	"bufio"
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,14 +12,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Format is an export format of the trail.
 type Format string
 
-// The export formats. JSONL and JSON can be verified; CSV is for
-// spreadsheets (its violations column joins them with "; ", which cannot
-// be split back reliably).
+// The export formats. JSONL and JSON can be verified and hold every value
+// exactly; CSV is for spreadsheets (its violations column joins them with
+// "; ", which cannot be split back reliably), and a cell a spreadsheet
+// would run as a formula is written as text (see csvCell).
 const (
 	// JSONL is one event per line; a trimmed trail starts with a line
 	// {"anchor":{"hash":...,"seq":...}}.
@@ -59,7 +61,6 @@ var csvHeader = []string{"seq", "time", "type", "actor", "principal", "role", "s
 type ExportWriter struct {
 	w      *bufio.Writer
 	format Format
-	csv    *csv.Writer
 	n      int
 	err    error
 }
@@ -81,8 +82,7 @@ func NewExportWriter(w io.Writer, format Format, anchor *Anchor) (*ExportWriter,
 			x.printf(`{"events":[`)
 		}
 	case CSV:
-		x.csv = csv.NewWriter(x.w)
-		x.err = x.csv.Write(csvHeader)
+		x.writeCSV(csvHeader)
 	default:
 		return nil, fmt.Errorf("export format %q: use jsonl, json or csv", format)
 	}
@@ -107,7 +107,7 @@ func (x *ExportWriter) Write(events ...Event) error {
 			return x.err
 		}
 		if x.format == CSV {
-			x.err = x.csv.Write(csvRow(e))
+			x.writeCSV(csvRow(e))
 			x.n++
 			continue
 		}
@@ -138,16 +138,55 @@ func (x *ExportWriter) Close() error {
 			x.printf("\n")
 		}
 		x.printf("]}\n")
-	case CSV:
-		if x.err == nil {
-			x.csv.Flush()
-			x.err = x.csv.Error()
-		}
 	}
 	if x.err == nil {
 		x.err = x.w.Flush()
 	}
 	return x.err
+}
+
+// writeCSV writes one record as encoding/csv would (RFC 4180, "\n" line
+// ends), each cell through csvCell.
+func (x *ExportWriter) writeCSV(record []string) {
+	var b strings.Builder
+	for i, cell := range record {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(csvCell(cell))
+	}
+	b.WriteByte('\n')
+	if x.err == nil {
+		_, x.err = x.w.WriteString(b.String())
+	}
+}
+
+// csvCell is a cell as CSV text. A cell a spreadsheet would read as a
+// formula (it starts with =, +, -, @, a tab or a carriage return, or one
+// of =+-@ after spaces, or their full-width forms) is neutralised as OWASP
+// recommends for CSV injection: a single quote before it, and the cell
+// quoted, so it is shown as text and never run. Other cells are quoted
+// only when CSV needs it, as encoding/csv does.
+func csvCell(cell string) string {
+	if formulaLike(cell) {
+		return `"'` + strings.ReplaceAll(cell, `"`, `""`) + `"`
+	}
+	first, _ := utf8.DecodeRuneInString(cell)
+	if cell == "" || !strings.ContainsAny(cell, ",\"\r\n") && !unicode.IsSpace(first) && cell != `\.` {
+		return cell
+	}
+	return `"` + strings.ReplaceAll(cell, `"`, `""`) + `"`
+}
+
+func formulaLike(cell string) bool {
+	if cell == "" {
+		return false
+	}
+	if cell[0] == '\t' || cell[0] == '\r' {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(strings.TrimLeftFunc(cell, unicode.IsSpace))
+	return strings.ContainsRune("=+-@\uFF1D\uFF0B\uFF0D\uFF20", r)
 }
 
 func csvRow(e Event) []string {

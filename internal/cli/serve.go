@@ -129,6 +129,7 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	}
 	wf := workflow.New(workflow.Options{
 		Engine: engine, Store: st, Audit: audit.New(sink, log), TOTP: totp, Logger: log, Observer: m,
+		Limits: cfg.Limits.Workflow(),
 	})
 	eval := decision.NewEvaluator(engine, wf, log)
 	eval.Observe(m)

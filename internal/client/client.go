@@ -412,7 +412,8 @@ func (c *Client) AuditPages(ctx context.Context, f audit.Filter, each func(Audit
 	want := f.Limit
 	for got := 0; ; {
 		if want > 0 {
-			f.Limit = want - got
+			// The server refuses a page of more than 1000.
+			f.Limit = min(want-got, 1000)
 		}
 		p, err := c.AuditEvents(ctx, f)
 		if err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
+	"github.com/elevatepdp/elevate/internal/workflow"
 )
 
 // Config is everything `elevate serve` reads.
@@ -37,6 +38,7 @@ type Config struct {
 	Identity  identity.Config `json:"identity"`
 	Decisions DecisionsConfig `json:"decisions"`
 	Audit     AuditConfig     `json:"audit"`
+	Limits    LimitsConfig    `json:"limits"`
 	Demo      DemoConfig      `json:"demo"`
 	Log       LogConfig       `json:"log"`
 	// OPAConfig is OPA's own configuration sections, at the top level as in
@@ -238,6 +240,40 @@ type AuditConfig struct {
 	MaxEvents int `json:"max_events"`
 }
 
+// LimitsConfig bounds what callers of the API may send. Each is checked
+// before anything is stored or audited, and a request over a limit is 422
+// naming the field and the limit. Lengths are in characters (Unicode code
+// points), counted as sent.
+type LimitsConfig struct {
+	// Justification is the most characters of a justification or a reason
+	// (activation, extension, approval, denial, cancellation, deactivation,
+	// assignment).
+	Justification int `json:"justification"`
+	// TicketSystem is the most characters of a ticket's system.
+	TicketSystem int `json:"ticket_system"`
+	// TicketNumber is the most characters of a ticket's number.
+	TicketNumber int `json:"ticket_number"`
+	// Scope is the most characters of a scope in an activation or an
+	// assignment.
+	Scope int `json:"scope"`
+	// ScheduleAhead is how far ahead of now the start of an activation or
+	// an assignment may be.
+	ScheduleAhead Duration `json:"schedule_ahead"`
+}
+
+// defaultLimits are workflow's defaults, so they are written once.
+func defaultLimits() LimitsConfig {
+	d := workflow.DefaultLimits()
+	return LimitsConfig{Justification: d.Justification, TicketSystem: d.TicketSystem, TicketNumber: d.TicketNumber,
+		Scope: d.Scope, ScheduleAhead: Duration(d.ScheduleAhead)}
+}
+
+// Workflow is l as the workflow takes it.
+func (l LimitsConfig) Workflow() workflow.Limits {
+	return workflow.Limits{Justification: l.Justification, TicketSystem: l.TicketSystem, TicketNumber: l.TicketNumber,
+		Scope: l.Scope, ScheduleAhead: time.Duration(l.ScheduleAhead)}
+}
+
 // DemoConfig is the demo tenant of the product brief.
 type DemoConfig struct {
 	// Enabled loads the demo tenant's assignments and gives each demo
@@ -261,6 +297,7 @@ func Default() Config {
 	return Config{
 		Server: ServerConfig{Addr: "127.0.0.1:8181", GRPCAddr: "127.0.0.1:9191", ShutdownTimeout: Duration(10 * time.Second), MaxBodyBytes: 1 << 20},
 		Audit:  AuditConfig{MaxAge: Duration(30 * 24 * time.Hour)},
+		Limits: defaultLimits(),
 		Store:  StoreConfig{CacheSize: 100_000},
 		Decisions: DecisionsConfig{
 			SubjectField: "subject", ForwardAuthQuery: "data.pim.gateway.decision", EnvoyQuery: "data.envoy.authz.allow",
@@ -489,6 +526,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.MaxEvents < 0 {
 		return &Error{Field: "audit.max_events", Err: errors.New("must not be negative")}
+	}
+	for field, n := range map[string]int{"limits.justification": c.Limits.Justification, "limits.ticket_system": c.Limits.TicketSystem,
+		"limits.ticket_number": c.Limits.TicketNumber, "limits.scope": c.Limits.Scope} {
+		if n < 1 {
+			return &Error{Field: field, Err: errors.New("must be positive")}
+		}
+	}
+	if c.Limits.ScheduleAhead <= 0 {
+		return &Error{Field: "limits.schedule_ahead", Err: errors.New("must be positive")}
 	}
 	if c.Demo.Enabled && c.HasBundles() {
 		return &Error{Field: "demo.enabled", Err: errors.New("the demo tenant comes with the built-in policies, which are not served when bundles are configured")}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/elevatepdp/elevate/internal/workflow"
 )
 
 // load parses args as serve's flags with env as the environment.
@@ -105,20 +107,24 @@ func TestErrorsNameTheField(t *testing.T) {
 		field string
 		says  string
 	}{
-		"unknown key in file":     {file: "server:\n  adr: x\n", field: "server.adr", says: "unknown field"},
-		"unknown section in file": {file: "serverz: {}\n", field: "serverz"},
-		"wrong type in file":      {file: "server:\n  addr: [1]\n", field: "server.addr", says: "array is not a valid string"},
-		"bad duration in file":    {file: "policy:\n  eval_timeout: soon\n", field: "policy.eval_timeout", says: `"soon" is not a valid duration`},
-		"not YAML":                {file: "policy: [\n", says: "line 1"},
-		"bad address":             {args: []string{"--addr", "8181"}, field: "server.addr"},
-		"zero eval timeout":       {args: []string{"--eval-timeout", "0s"}, field: "policy.eval_timeout"},
-		"bad log level":           {env: map[string]string{"ELEVATE_LOG_LEVEL": "loud"}, field: "log.level"},
-		"bad log format":          {args: []string{"--log-format", "xml"}, field: "log.format"},
-		"bad redis url":           {args: []string{"--redis-url", "http://x"}, field: "store.redis_url"},
-		"bad env duration":        {env: map[string]string{"ELEVATE_EVAL_TIMEOUT": "fast"}, field: "ELEVATE_EVAL_TIMEOUT"},
-		"bad env bool":            {env: map[string]string{"ELEVATE_WATCH": "maybe"}, field: "ELEVATE_WATCH"},
-		"missing config file":     {args: []string{"--config", "/nonexistent/elevate.yaml"}, field: "--config"},
-		"negative shutdown (env)": {env: map[string]string{"ELEVATE_SHUTDOWN_TIMEOUT": "-1s"}, field: "server.shutdown_timeout"},
+		"unknown key in file":      {file: "server:\n  adr: x\n", field: "server.adr", says: "unknown field"},
+		"unknown section in file":  {file: "serverz: {}\n", field: "serverz"},
+		"wrong type in file":       {file: "server:\n  addr: [1]\n", field: "server.addr", says: "array is not a valid string"},
+		"bad duration in file":     {file: "policy:\n  eval_timeout: soon\n", field: "policy.eval_timeout", says: `"soon" is not a valid duration`},
+		"not YAML":                 {file: "policy: [\n", says: "line 1"},
+		"bad address":              {args: []string{"--addr", "8181"}, field: "server.addr"},
+		"zero eval timeout":        {args: []string{"--eval-timeout", "0s"}, field: "policy.eval_timeout"},
+		"bad log level":            {env: map[string]string{"ELEVATE_LOG_LEVEL": "loud"}, field: "log.level"},
+		"bad log format":           {args: []string{"--log-format", "xml"}, field: "log.format"},
+		"bad redis url":            {args: []string{"--redis-url", "http://x"}, field: "store.redis_url"},
+		"bad env duration":         {env: map[string]string{"ELEVATE_EVAL_TIMEOUT": "fast"}, field: "ELEVATE_EVAL_TIMEOUT"},
+		"bad env bool":             {env: map[string]string{"ELEVATE_WATCH": "maybe"}, field: "ELEVATE_WATCH"},
+		"missing config file":      {args: []string{"--config", "/nonexistent/elevate.yaml"}, field: "--config"},
+		"negative shutdown (env)":  {env: map[string]string{"ELEVATE_SHUTDOWN_TIMEOUT": "-1s"}, field: "server.shutdown_timeout"},
+		"zero justification limit": {file: "limits:\n  justification: 0\n", field: "limits.justification", says: "positive"},
+		"negative ticket limit":    {file: "limits:\n  ticket_number: -1\n", field: "limits.ticket_number", says: "positive"},
+		"bad schedule_ahead":       {file: "limits:\n  schedule_ahead: 0s\n", field: "limits.schedule_ahead", says: "positive"},
+		"unknown limit":            {file: "limits:\n  reason: 5\n", field: "limits.reason", says: "unknown field"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -209,5 +215,22 @@ func TestOPASectionsErrors(t *testing.T) {
 				t.Fatalf("error %v, want one naming %s", err, tc.field)
 			}
 		})
+	}
+}
+
+// The limits section reaches the workflow as written, the rest at its
+// defaults.
+func TestLimits(t *testing.T) {
+	cfg, err := load(t, []string{"--config", writeFile(t, "limits:\n  justification: 50\n  schedule_ahead: 24h\n")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := workflow.DefaultLimits()
+	want.Justification, want.ScheduleAhead = 50, 24*time.Hour
+	if got := cfg.Limits.Workflow(); got != want {
+		t.Fatalf("limits %+v, want %+v", got, want)
+	}
+	if got := Default().Limits.Workflow(); got != workflow.DefaultLimits() {
+		t.Fatalf("default limits %+v, want workflow's %+v", got, workflow.DefaultLimits())
 	}
 }

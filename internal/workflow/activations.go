@@ -102,6 +102,9 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 		return store.Activation{}, err
 	}
 	now := s.now().UTC()
+	if err := s.limits.activation(&r, now); err != nil {
+		return store.Activation{}, err
+	}
 	if r.Role == "" {
 		return store.Activation{}, invalid("role is required, such as user-administrator")
 	}
@@ -316,6 +319,10 @@ func (s *Service) Approve(ctx context.Context, c Caller, id, justification strin
 	if err := s.user(c, "approve"); err != nil {
 		return store.Activation{}, err
 	}
+	justification, err := s.limits.reason("justification", justification)
+	if err != nil {
+		return store.Activation{}, err
+	}
 	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Status != store.Pending {
 			return act, notPending(act)
@@ -363,6 +370,10 @@ func (s *Service) Deny(ctx context.Context, c Caller, id, justification string) 
 	if err := s.user(c, "deny"); err != nil {
 		return store.Activation{}, err
 	}
+	justification, err := s.limits.reason("justification", justification)
+	if err != nil {
+		return store.Activation{}, err
+	}
 	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Status != store.Pending {
 			return act, notPending(act)
@@ -388,6 +399,10 @@ func end(act store.Activation, status store.Status, by, reason string, now time.
 
 // Cancel withdraws the caller's own pending or scheduled request.
 func (s *Service) Cancel(ctx context.Context, c Caller, id, reason string) (store.Activation, error) {
+	reason, err := s.limits.reason("justification", reason)
+	if err != nil {
+		return store.Activation{}, err
+	}
 	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
 			return act, notFound(act.ID)
@@ -409,6 +424,10 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id, reason string) (stor
 // Deactivate ends a live elevation early: its holder may, and so may an
 // admin of its scope.
 func (s *Service) Deactivate(ctx context.Context, c Caller, id, reason string) (store.Activation, error) {
+	reason, err := s.limits.reason("justification", reason)
+	if err != nil {
+		return store.Activation{}, err
+	}
 	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
 			ok, err := s.admin(ctx, c, "activations.deactivate", act.Scope, now)
@@ -452,6 +471,9 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 	if err != nil || extra <= 0 {
 		return store.Activation{}, invalid("duration %q is not a positive duration such as 30m", r.Duration)
 	}
+	if r.Justification, err = s.limits.reason("justification", r.Justification); err != nil {
+		return store.Activation{}, err
+	}
 	var mfaChecked bool
 	var mfa any
 	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
@@ -460,6 +482,9 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 		}
 		if !act.LiveAt(now) {
 			return act, fmt.Errorf("activation %s is not active (%s): %w", act.ID, act.Status, store.ErrConflict)
+		}
+		if err := TimeField("duration", act.ExpiresAt.Add(extra)); err != nil {
+			return act, err
 		}
 		event := audit.Event{Actor: c.Principal, Principal: c.Principal, Role: act.Role, Scope: act.Scope,
 			ActivationID: act.ID, RequestID: c.RequestID, Justification: r.Justification}

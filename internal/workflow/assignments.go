@@ -61,6 +61,9 @@ func parseDuration(field, s string) (time.Duration, error) {
 // fits the role's settings.
 func (s *Service) CreateAssignment(ctx context.Context, c Caller, r AssignmentRequest) (store.Assignment, error) {
 	now := s.now().UTC()
+	if err := s.limits.assignment(&r, now); err != nil {
+		return store.Assignment{}, err
+	}
 	principal, err := Principal(r.Principal)
 	if err != nil {
 		return store.Assignment{}, err

@@ -80,6 +80,9 @@ type Options struct {
 	Now func() time.Time
 	// Observer, when set, is told of events and decisions.
 	Observer Observer
+	// Limits bound what callers send; a zero field is its default
+	// (DefaultLimits).
+	Limits Limits
 }
 
 // Service is the workflow. It holds no state of its own: replicas share
@@ -92,6 +95,7 @@ type Service struct {
 	log    logrus.FieldLogger
 	now    func() time.Time
 	obs    Observer
+	limits Limits
 	roles  atomic.Pointer[rolesAt]
 }
 
@@ -103,7 +107,7 @@ func New(o Options) *Service {
 	if o.Observer == nil {
 		o.Observer = unobserved{}
 	}
-	return &Service{engine: o.Engine, store: o.Store, audit: o.Audit, totp: o.TOTP, log: o.Logger, now: o.Now, obs: o.Observer}
+	return &Service{engine: o.Engine, store: o.Store, audit: o.Audit, totp: o.TOTP, log: o.Logger, now: o.Now, obs: o.Observer, limits: o.Limits.orDefault()}
 }
 
 type unobserved struct{}
