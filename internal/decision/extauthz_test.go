@@ -285,12 +285,12 @@ allow if input.attributes.request.http.method == input.parsed_path[0]
 // The routes work under a group, with the prefix stripped.
 func TestExtAuthzHTTPUnderGroup(t *testing.T) {
 	eval, _, log := newEvaluator(t, `package envoy.authz
-allow if input.attributes.request.http.path == "/a%2Fb/c?d=e"
+allow if input.attributes.request.http.path == "/a%20b/c?d=e"
 `)
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log}).Register(r.Group("/pdp"))
-	req := httptest.NewRequest("GET", "/pdp"+decision.ExtAuthzPrefix+"/a%2Fb/c?d=e", nil)
+	req := httptest.NewRequest("GET", "/pdp"+decision.ExtAuthzPrefix+"/a%20b/c?d=e", nil)
 	w := httptest.NewRecorder()
 	r.ServeHTTP(w, req)
 	if w.Code != 200 {
@@ -664,4 +664,52 @@ func hs256(t *testing.T, claims map[string]any) string {
 	mac := hmac.New(sha256.New, []byte("secret"))
 	mac.Write([]byte(signed))
 	return signed + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// TestBadQueryStringRefused (HTTP mode): as in the gRPC mode, a query or
+// path that does not parse in only one way is refused with 400 bad_input,
+// and the refusal is logged as a decision.
+func TestBadQueryStringRefused(t *testing.T) {
+	eval, hook, log := newEvaluator(t, `package envoy.authz
+allow if not input.parsed_query.debug
+`)
+	r := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log}))
+	tests := map[string]struct {
+		path   string
+		status int
+	}{
+		"no debug":            {path: "/x?a=1", status: 200},
+		"debug":               {path: "/x?debug=1", status: 403},
+		"semicolon separator": {path: "/x?debug=1;a=2", status: 400},
+		"bad escape":          {path: "/x?debug=%zz", status: 400},
+		"escaped slash":       {path: "/files/a%2Fb", status: 400},
+		"double encoded dots": {path: "/a/%252e%252e/admin", status: 400},
+		"NUL":                 {path: "/roles/admin%00", status: 400},
+		"CRLF":                {path: "/roles/a%0d%0ab", status: 400},
+		"encoded dot segment": {path: "/public/%2e%2e/admin", status: 400},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			w := call(t, r, "GET", tc.path, nil, "")
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d", w.Code, tc.status)
+			}
+			id := w.Header().Get(envoy.HeaderDecisionID)
+			if tc.status != 400 {
+				return
+			}
+			if got := w.Header().Get(envoy.HeaderDecisionFailed); got != decision.ReasonBadInput {
+				t.Errorf("%s = %q", envoy.HeaderDecisionFailed, got)
+			}
+			found := false
+			for _, e := range hook.AllEntries() {
+				if e.Data["decision_id"] == id && e.Data["failed"] == decision.ReasonBadInput {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no decision log line for %q", id)
+			}
+		})
+	}
 }

@@ -56,7 +56,11 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			id := newID()
 			s.log.WithFields(logrus.Fields{"decision_id": id, "endpoint": EndpointGRPC, "failed": ReasonInternal, "panic": fmt.Sprint(p)}).
 				Error("decision failed closed: panic")
-			resp, err = failedResponse(id, ReasonInternal, 403).CheckResponse(), nil
+			failed := failedResponse(id, ReasonInternal, 403)
+			if s.authz.idHeader {
+				failed = failed.withDecisionIDHeader()
+			}
+			resp, err = failed.CheckResponse(), nil
 		}
 	}()
 	return s.authz.Authorize(ctx, req, EndpointGRPC).CheckResponse(), nil
