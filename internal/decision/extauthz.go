@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
 	"github.com/elevatepdp/elevate/internal/policy"
@@ -41,6 +42,11 @@ type ExtAuthzOptions struct {
 	// truncated: truncated_body is true and it is not parsed. Zero means
 	// DefaultExtAuthzMaxBody.
 	MaxBody int64
+	// SkipRequestBodyParse, ProtoSet and NoDecisionIDHeader are
+	// envoy.Options'.
+	SkipRequestBodyParse bool
+	ProtoSet             *protoregistry.Files
+	NoDecisionIDHeader   bool
 }
 
 // ExtAuthzHTTP is Envoy's external authorization in its HTTP mode
@@ -61,6 +67,7 @@ func NewExtAuthzHTTP(eval *Evaluator, opts ExtAuthzOptions) *ExtAuthzHTTP {
 	}
 	authz := envoy.NewAuthorizer(eval, envoy.Options{
 		Query: opts.Query, DryRun: opts.DryRun, SubjectHeader: opts.SubjectHeader, Auth: opts.Auth, Log: opts.Log,
+		SkipRequestBodyParse: opts.SkipRequestBodyParse, ProtoSet: opts.ProtoSet, NoDecisionIDHeader: opts.NoDecisionIDHeader,
 	})
 	return &ExtAuthzHTTP{authz: authz, maxBody: opts.MaxBody}
 }
