@@ -122,7 +122,15 @@ const (
 // that cannot be decided (malformed, a policy error or timeout, an unusable
 // decision, even a panic) is denied, unless in dry-run.
 func (a *Authorizer) Authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string) Response {
-	resp := a.authorize(ctx, req, endpoint)
+	return a.decide(ctx, req, endpoint, nil)
+}
+
+// decide is Authorize with the input built by input (nil: Input(req)).
+func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, endpoint string, input func() (map[string]any, error)) Response {
+	if input == nil {
+		input = func() (map[string]any, error) { return Input(req, a.input) }
+	}
+	resp := a.authorize(ctx, req, endpoint, input)
 	if a.dryRun && !resp.Allowed {
 		a.log.WithFields(logrus.Fields{
 			"decision_id": resp.DecisionID, "endpoint": endpoint, "dry_run": true,
@@ -138,7 +146,7 @@ func (a *Authorizer) Authorize(ctx context.Context, req *authv3.CheckRequest, en
 	return resp
 }
 
-func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string) (resp Response) {
+func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string, makeInput func() (map[string]any, error)) (resp Response) {
 	var id string // the decision's, once there is one
 	defer func() {
 		if p := recover(); p != nil {
@@ -153,7 +161,7 @@ func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, en
 		}
 	}()
 	fields := logFields(req, endpoint, a.dryRun)
-	input, err := Input(req, a.input)
+	input, err := makeInput()
 	if err != nil {
 		// Not evaluated, but recorded by the Evaluator as every decision
 		// is; answered as the plugin answers a request it cannot parse.

@@ -6,7 +6,9 @@ import (
 	"sync"
 	"testing"
 
+	corev2 "github.com/envoyproxy/go-control-plane/envoy/api/v2/core"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv2 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v2"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/server"
@@ -194,5 +196,64 @@ allow if {
 	req.Attributes.Source.Principal = "spiffe://cluster.local/ns/shop/sa/intruder"
 	if got := outcomeOf(check(t, conn, req)); got.Allowed {
 		t.Errorf("another principal was allowed: %+v", got)
+	}
+}
+
+// TestCheckV2: envoy.service.auth.v2.Authorization/Check is answered too,
+// as by the plugin: the v2 input (version ext_authz "v2"), the same
+// decisions, refusals and decision IDs.
+func TestCheckV2(t *testing.T) {
+	eval, _ := newEvaluator(t, `package envoy.authz
+default decision := {"allowed": false, "http_status": 401, "body": "who?", "headers": {"www-authenticate": "Bearer"}}
+
+decision := {"allowed": true, "headers": {"x-v": input.version.ext_authz}} if {
+	input.parsed_path == ["public"]
+	input.attributes.request.http.method == "GET"
+	input.source_principal == "spiffe://a"
+}
+`)
+	conn := serve(t, eval, envoy.Options{Query: policy.MustQuery("data.envoy.authz.decision"), Log: discard()})
+	client := authv2.NewAuthorizationClient(conn)
+	req := func(path string) *authv2.CheckRequest {
+		return &authv2.CheckRequest{Attributes: &authv2.AttributeContext{
+			Source: &authv2.AttributeContext_Peer{Principal: "spiffe://a"},
+			Request: &authv2.AttributeContext_Request{Http: &authv2.AttributeContext_HttpRequest{
+				Method: "GET", Path: path, Headers: map[string]string{":path": path},
+			}},
+		}}
+	}
+	header := func(hs []*corev2.HeaderValueOption, k string) string {
+		for _, h := range hs {
+			if h.GetHeader().GetKey() == k {
+				return h.GetHeader().GetValue()
+			}
+		}
+		return ""
+	}
+	resp, err := client.Check(context.Background(), req("/public"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := resp.GetOkResponse()
+	if codes.Code(resp.GetStatus().GetCode()) != codes.OK || ok == nil || header(ok.GetHeaders(), "x-v") != "v2" {
+		t.Fatalf("allowed v2 request answered %v", resp)
+	}
+	if _, err := uuid.Parse(header(ok.GetHeaders(), envoy.HeaderDecisionID)); err != nil {
+		t.Errorf("no decision ID header: %v", resp)
+	}
+	resp, err = client.Check(context.Background(), req("/private"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := resp.GetDeniedResponse(); codes.Code(resp.GetStatus().GetCode()) != codes.PermissionDenied || d.GetStatus().GetCode() != 401 ||
+		d.GetBody() != "who?" || header(d.GetHeaders(), "www-authenticate") != "Bearer" {
+		t.Errorf("denied v2 request answered %v", resp)
+	}
+	resp, err = client.Check(context.Background(), req("/public?debug=1;a=2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := resp.GetDeniedResponse(); d.GetStatus().GetCode() != 400 || header(d.GetHeaders(), envoy.HeaderDecisionFailed) != envoy.ReasonBadInput {
+		t.Errorf("bad v2 query answered %v", resp)
 	}
 }

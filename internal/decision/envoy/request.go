@@ -72,26 +72,10 @@ func Input(req *authv3.CheckRequest, opts InputOptions) (map[string]any, error) 
 		req = &authv3.CheckRequest{}
 	}
 	input := messageInput(req.ProtoReflect())
-	h := req.GetAttributes().GetRequest().GetHttp()
-	t, err := target.Parse(h.GetPath())
-	if err != nil {
-		return nil, fmt.Errorf("parse path: %w", err)
-	}
-	segments := make([]any, len(t.Segments))
-	for i, s := range t.Segments {
-		segments[i] = s
+	if err := addParsed(input, req.GetAttributes().GetRequest().GetHttp(), opts); err != nil {
+		return nil, err
 	}
 	input["version"] = map[string]any{"ext_authz": "v3", "encoding": "protojson"}
-	input["parsed_path"] = segments
-	input["parsed_query"] = valuesInput(t.Query)
-	if !opts.SkipBodyParse {
-		parsedBody, truncated, err := parseBody(h, t.Segments, opts.ProtoSet)
-		if err != nil {
-			return nil, err
-		}
-		input["parsed_body"] = parsedBody
-		input["truncated_body"] = truncated
-	}
 	if p := req.GetAttributes().GetSource().GetPrincipal(); p != "" {
 		input["source_principal"] = p
 	}
@@ -99,6 +83,30 @@ func Input(req *authv3.CheckRequest, opts InputOptions) (map[string]any, error) 
 		input["destination_principal"] = p
 	}
 	return input, nil
+}
+
+// addParsed adds parsed_path, parsed_query and (unless skipped)
+// parsed_body and truncated_body for h to input.
+func addParsed(input map[string]any, h *authv3.AttributeContext_HttpRequest, opts InputOptions) error {
+	t, err := target.Parse(h.GetPath())
+	if err != nil {
+		return fmt.Errorf("parse path: %w", err)
+	}
+	segments := make([]any, len(t.Segments))
+	for i, s := range t.Segments {
+		segments[i] = s
+	}
+	input["parsed_path"] = segments
+	input["parsed_query"] = valuesInput(t.Query)
+	if !opts.SkipBodyParse {
+		parsedBody, truncated, err := parseBody(h, t.Segments, opts.ProtoSet)
+		if err != nil {
+			return err
+		}
+		input["parsed_body"] = parsedBody
+		input["truncated_body"] = truncated
+	}
+	return nil
 }
 
 // parseBody parses the body as the plugin does: by the content-type of the
