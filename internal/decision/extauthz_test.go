@@ -713,3 +713,44 @@ allow if not input.parsed_query.debug
 		})
 	}
 }
+
+// TestExtAuthzHTTPDecisionIDHeader: in the HTTP mode too, a policy's own
+// x-elevate-decision-id is never replaced, and the operator can turn the
+// header off.
+func TestExtAuthzHTTPDecisionIDHeader(t *testing.T) {
+	eval, _, log := newEvaluator(t, `package envoy.authz
+decision := {"allowed": true, "headers": {"x-elevate-decision-id": "the policy's"}} if input.parsed_path == ["own"]
+decision := {"allowed": true} if input.parsed_path == ["plain"]
+`)
+	q := policy.MustQuery("data.envoy.authz.decision")
+	on := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Query: q, Log: log}))
+	off := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Query: q, Log: log, NoDecisionIDHeader: true}))
+	if got := call(t, on, "GET", "/own", nil, "").Header().Values(envoy.HeaderDecisionID); len(got) != 1 || got[0] != "the policy's" {
+		t.Errorf("policy's header: %v", got)
+	}
+	if got := call(t, on, "GET", "/plain", nil, "").Header().Values(envoy.HeaderDecisionID); len(got) != 1 || len(got[0]) != 36 {
+		t.Errorf("decision id header: %v", got)
+	}
+	for _, path := range []string{"/plain", "/x?a=%zz"} {
+		if got := call(t, off, "GET", path, nil, "").Header().Values(envoy.HeaderDecisionID); len(got) != 0 {
+			t.Errorf("%s: turned off, yet %v", path, got)
+		}
+	}
+}
+
+// TestExtAuthzHTTPSkipRequestBodyParse: the plugin's skip-request-body-parse
+// in the HTTP mode: a body that would not parse is not parsed, so not refused.
+func TestExtAuthzHTTPSkipRequestBodyParse(t *testing.T) {
+	eval, _, log := newEvaluator(t, `package envoy.authz
+allow if not "parsed_body" in object.keys(input)
+`)
+	skip := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log, SkipRequestBodyParse: true}))
+	parse := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log}))
+	ct := map[string]string{"Content-Type": "application/json"}
+	if w := call(t, skip, "POST", "/p", ct, "{broken"); w.Code != 200 {
+		t.Errorf("skipped: status %d", w.Code)
+	}
+	if w := call(t, parse, "POST", "/p", ct, "{broken"); w.Code != 400 {
+		t.Errorf("parsed: status %d, want 400", w.Code)
+	}
+}
