@@ -57,7 +57,8 @@ type Options struct {
 	// data.pim.gateway.decision.
 	Query policy.Query
 	// DryRun allows every request whatever the decision, and logs what the
-	// decision was: for trying a policy on live traffic.
+	// decision was: for trying a policy on live traffic. A request refused
+	// as bad_input (it does not parse) is still refused, as by the plugin.
 	DryRun bool
 	// SubjectHeader names a request header carrying the subject (a
 	// principal) set by a trusted proxy. Envoy must strip it from client
@@ -131,7 +132,9 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, endpo
 		input = func() (map[string]any, error) { return Input(req, a.input) }
 	}
 	resp := a.authorize(ctx, req, endpoint, input)
-	if a.dryRun && !resp.Allowed {
+	// A request that cannot be parsed is refused even in dry-run, as by
+	// the plugin: there was no decision to try.
+	if a.dryRun && !resp.Allowed && resp.Failed != ReasonBadInput {
 		a.log.WithFields(logrus.Fields{
 			"decision_id": resp.DecisionID, "endpoint": endpoint, "dry_run": true,
 			"allowed": false, "failed": resp.Failed, "http_status": resp.Status,

@@ -257,3 +257,17 @@ decision := {"allowed": true, "headers": {"x-v": input.version.ext_authz}} if {
 		t.Errorf("bad v2 query answered %v", resp)
 	}
 }
+
+// TestCheckDryRunStillRefusesBadInput: dry-run tries a policy; a request that
+// does not parse had no decision to try, and is refused as by the plugin,
+// which answers its parse errors before dry-run applies.
+func TestCheckDryRunStillRefusesBadInput(t *testing.T) {
+	eval, _ := newEvaluator(t, debugPolicy)
+	conn := serve(t, eval, envoy.Options{DryRun: true, Log: discard()})
+	if got := outcomeOf(check(t, conn, httpRequest("GET", "/x?debug=1;a=2", nil, ""))); got.Allowed || got.HTTPStatus != 400 {
+		t.Errorf("dry run answered a bad query with %+v, want 400", got)
+	}
+	if got := outcomeOf(check(t, conn, httpRequest("GET", "/x?debug=1", nil, ""))); !got.Allowed {
+		t.Errorf("dry run denied a parsed request: %+v", got)
+	}
+}
