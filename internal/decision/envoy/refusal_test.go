@@ -2,8 +2,11 @@ package envoy_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	corev2 "github.com/envoyproxy/go-control-plane/envoy/api/v2/core"
@@ -269,5 +272,33 @@ func TestCheckDryRunStillRefusesBadInput(t *testing.T) {
 	}
 	if got := outcomeOf(check(t, conn, httpRequest("GET", "/x?debug=1", nil, ""))); !got.Allowed {
 		t.Errorf("dry run denied a parsed request: %+v", got)
+	}
+}
+
+// TestHTTPSendCacheSharedAcrossChecks: ext_authz requests share OPA's
+// inter-query cache, so a policy fetching a JWKS with force_cache fetches it
+// once, as under the plugin.
+func TestHTTPSendCacheSharedAcrossChecks(t *testing.T) {
+	var hits atomic.Int32
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"keys": [{"kid": "k1"}]}`))
+	}))
+	t.Cleanup(jwks.Close)
+	eval, _ := newEvaluator(t, `package envoy.authz
+allow if {
+	keys := http.send({"method": "GET", "url": "`+jwks.URL+`", "force_cache": true, "force_cache_duration_seconds": 300}).body.keys
+	keys[0].kid == "k1"
+}
+`)
+	conn := serve(t, eval, envoy.Options{Log: discard()})
+	for range 3 {
+		if got := outcomeOf(check(t, conn, httpRequest("GET", "/x", nil, ""))); !got.Allowed {
+			t.Fatalf("denied: %+v", got)
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("%d fetches for 3 checks, want 1", n)
 	}
 }
