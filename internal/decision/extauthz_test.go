@@ -754,3 +754,28 @@ allow if not "parsed_body" in object.keys(input)
 		t.Errorf("parsed: status %d, want 400", w.Code)
 	}
 }
+
+// TestExtAuthzHTTPEscapedPrefix: an escaped route prefix does not make the
+// original path decoded before it is parsed: /v1/ext%5Fauthz/a%2Fb is still
+// refused for its escaped slash, and an escaped prefix with a plain path is
+// decided as usual.
+func TestExtAuthzHTTPEscapedPrefix(t *testing.T) {
+	eval, _, log := newEvaluator(t, `package envoy.authz
+allow if input.parsed_path == ["a", "b"]
+`)
+	r := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log}))
+	for path, status := range map[string]int{
+		"/v1/ext%5Fauthz/a%2Fb": 400,
+		"/v1/ext_authz/a%2Fb":   400,
+		"/v1/ext%5Fauthz/a/b":   200,
+		"/v1/ext_authz/a/b":     200,
+		"/v1/ext_authz%2Fa/b":   400,
+	} {
+		req := httptest.NewRequest("GET", path, nil)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != status {
+			t.Errorf("%s: status %d, want %d", path, w.Code, status)
+		}
+	}
+}

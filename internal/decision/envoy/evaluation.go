@@ -126,6 +126,13 @@ func (a *Authorizer) Authorize(ctx context.Context, req *authv3.CheckRequest, en
 	return a.decide(ctx, req, endpoint, nil)
 }
 
+// Refuse answers req as a request that cannot be parsed (bad_input, 400),
+// for err: for a protocol that finds req ambiguous before Input does. The
+// refusal is recorded as every decision is.
+func (a *Authorizer) Refuse(ctx context.Context, req *authv3.CheckRequest, endpoint string, err error) Response {
+	return a.decide(ctx, req, endpoint, func() (map[string]any, error) { return nil, err })
+}
+
 // decide is Authorize with the input built by input (nil: Input(req)).
 func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, endpoint string, input func() (map[string]any, error)) Response {
 	if input == nil {
