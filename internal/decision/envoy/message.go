@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/open-policy-agent/opa/v1/util"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -16,8 +17,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
-
-	"github.com/open-policy-agent/opa/v1/util"
 )
 
 // messageInput is msg as the OPA-Envoy plugin puts a CheckRequest into the
