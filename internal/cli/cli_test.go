@@ -99,18 +99,22 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 		// OPA's own sections, refused by OPA's plugin manager.
 		"bundles.yaml": "services:\n  control: {url: \"http://127.0.0.1:1\"}\nbundles:\n  authz: {service: nowhere, resource: /b.tar.gz}\n",
 		"logs.yaml":    "decision_logs: {service: nowhere}\n",
+		"proto.yaml":   "decisions:\n  envoy_proto_descriptor: /nonexistent/api.pb\n",
+		"caching.yaml": "caching:\n  inter_query_builtin_cache: {max_size_bytes: lots}\n",
 	})
 	tests := map[string]struct {
 		args []string
 		says string
 	}{
-		"unknown flag":      {args: []string{"serve", "--no-such-flag"}, says: "no-such-flag"},
-		"bad flag value":    {args: []string{"serve", "--eval-timeout", "soon"}, says: "eval-timeout"},
-		"bad config file":   {args: []string{"serve", "--config", filepath.Join(cfg, "c.yaml")}, says: "server.addr"},
-		"bad bundles":       {args: []string{"serve", "--config", filepath.Join(cfg, "bundles.yaml")}, says: `config: bundles: invalid configuration for bundle "authz": service name "nowhere" not found`},
-		"bad decision_logs": {args: []string{"serve", "--config", filepath.Join(cfg, "logs.yaml")}, says: "config: decision_logs:"},
-		"missing path":      {args: []string{"test"}, says: "at least 1 arg"},
-		"extra argument":    {args: []string{"version", "x"}, says: "unknown command"},
+		"unknown flag":         {args: []string{"serve", "--no-such-flag"}, says: "no-such-flag"},
+		"bad flag value":       {args: []string{"serve", "--eval-timeout", "soon"}, says: "eval-timeout"},
+		"bad config file":      {args: []string{"serve", "--config", filepath.Join(cfg, "c.yaml")}, says: "server.addr"},
+		"bad bundles":          {args: []string{"serve", "--config", filepath.Join(cfg, "bundles.yaml")}, says: `config: bundles: invalid configuration for bundle "authz": service name "nowhere" not found`},
+		"bad decision_logs":    {args: []string{"serve", "--config", filepath.Join(cfg, "logs.yaml")}, says: "config: decision_logs:"},
+		"bad proto descriptor": {args: []string{"serve", "--addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--config", filepath.Join(cfg, "proto.yaml")}, says: "decisions.envoy_proto_descriptor"},
+		"bad caching":          {args: []string{"serve", "--config", filepath.Join(cfg, "caching.yaml")}, says: "caching"},
+		"missing path":         {args: []string{"test"}, says: "at least 1 arg"},
+		"extra argument":       {args: []string{"version", "x"}, says: "unknown command"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -83,10 +83,12 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	// Validated with the configuration.
 	forwardAuthQuery, _ := policy.ParseQuery(cfg.Decisions.ForwardAuthQuery)
 	envoyQuery, _ := policy.ParseQuery(cfg.Decisions.EnvoyQuery)
+	caching, _ := cfg.CachingConfig() // validated with the configuration
 	engineOpts := policy.Options{
 		Source:  src,
 		Timeout: time.Duration(cfg.Policy.EvalTimeout),
 		Prepare: append(slices.Clone(policy.Entrypoints), forwardAuthQuery, envoyQuery),
+		Caching: caching,
 		Logger:  log,
 	}
 	if plane != nil {
@@ -151,6 +153,13 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	envoyOpts := envoy.Options{
 		Query: envoyQuery, DryRun: cfg.Decisions.EnvoyDryRun,
 		SubjectHeader: cfg.Decisions.SubjectHeader, Auth: auth, Log: log,
+		SkipRequestBodyParse: cfg.Decisions.EnvoySkipRequestBodyParse,
+		NoDecisionIDHeader:   !cfg.Decisions.EnvoyDecisionIDHeader,
+	}
+	if cfg.Decisions.EnvoyProtoDescriptor != "" {
+		if envoyOpts.ProtoSet, err = envoy.LoadProtoSet(cfg.Decisions.EnvoyProtoDescriptor); err != nil {
+			return &config.Error{Field: "decisions.envoy_proto_descriptor", Err: err}
+		}
 	}
 	srv := server.New(server.Options{
 		Addr:            cfg.Server.Addr,
@@ -168,6 +177,8 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 			decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{
 				Query: envoyOpts.Query, DryRun: envoyOpts.DryRun, SubjectHeader: envoyOpts.SubjectHeader,
 				Auth: auth, Log: log, MaxBody: cfg.Server.MaxBodyBytes,
+				SkipRequestBodyParse: envoyOpts.SkipRequestBodyParse, ProtoSet: envoyOpts.ProtoSet,
+				NoDecisionIDHeader: envoyOpts.NoDecisionIDHeader,
 			}),
 		},
 		GRPC:   []server.GRPCRegistrar{envoy.NewServer(eval, envoyOpts)},

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/topdown/cache"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
@@ -72,6 +73,21 @@ type OPAConfig struct {
 	DecisionLogs json.RawMessage `json:"decision_logs,omitempty"`
 	// Status reports bundle activations and plugin states to a status service.
 	Status json.RawMessage `json:"status,omitempty"`
+	// Caching configures the inter-query builtin cache every evaluation
+	// shares (http.send with cache or force_cache, regex and glob), as in
+	// OPA: inter_query_builtin_cache.max_size_bytes and the like. Absent
+	// means OPA's defaults.
+	Caching json.RawMessage `json:"caching,omitempty"`
+}
+
+// CachingConfig is the caching section as OPA parses it (OPA's defaults
+// when absent).
+func (o OPAConfig) CachingConfig() (*cache.Config, error) {
+	var raw []byte
+	if set(o.Caching) {
+		raw = o.Caching
+	}
+	return cache.ParseCachingConfig(raw)
 }
 
 // sections are the OPA sections by name, in the order they depend on each
@@ -228,6 +244,19 @@ type DecisionsConfig struct {
 	// EnvoyDryRun allows every ext_authz request and only logs the real
 	// decision, to try a policy before enforcing it.
 	EnvoyDryRun bool `json:"envoy_dry_run"`
+	// EnvoySkipRequestBodyParse leaves parsed_body and truncated_body out
+	// of the ext_authz input (the OPA-Envoy plugin's
+	// skip-request-body-parse): for policies that never read the body.
+	EnvoySkipRequestBodyParse bool `json:"envoy_skip_request_body_parse"`
+	// EnvoyProtoDescriptor is a file of a protobuf FileDescriptorSet
+	// (protoc --include_imports --descriptor_set_out); with it, the body
+	// of an application/grpc request that Envoy sends as raw_body
+	// (with_request_body.pack_as_bytes) is parsed_body, the method's input
+	// message in protojson (the plugin's proto-descriptor).
+	EnvoyProtoDescriptor string `json:"envoy_proto_descriptor"`
+	// EnvoyDecisionIDHeader adds x-elevate-decision-id to every ext_authz
+	// answer (default true), unless the policy sets that header itself.
+	EnvoyDecisionIDHeader bool `json:"envoy_decision_id_header"`
 }
 
 // AuditConfig is how long the audit trail is kept. Trimming records an
@@ -301,6 +330,7 @@ func Default() Config {
 		Store:  StoreConfig{CacheSize: 100_000},
 		Decisions: DecisionsConfig{
 			SubjectField: "subject", ForwardAuthQuery: "data.pim.gateway.decision", EnvoyQuery: "data.envoy.authz.allow",
+			EnvoyDecisionIDHeader: true,
 		},
 		Policy: PolicyConfig{EvalTimeout: Duration(time.Second), Watch: true},
 		Log:    LogConfig{Level: "info", Format: "json"},
@@ -505,6 +535,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Decisions.SubjectField == "" {
 		return &Error{Field: "decisions.subject_field", Err: errors.New("required")}
+	}
+	if _, err := c.CachingConfig(); err != nil {
+		return &Error{Field: "caching", Err: err}
 	}
 	if c.Server.MaxBodyBytes < 1 {
 		return &Error{Field: "server.max_body_bytes", Err: errors.New("must be positive")}

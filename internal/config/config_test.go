@@ -234,3 +234,41 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("default limits %+v, want workflow's %+v", got, workflow.DefaultLimits())
 	}
 }
+
+// TestEnvoyAndCachingOptions: the OPA-Envoy plugin's options and OPA's
+// caching section, with their defaults.
+func TestEnvoyAndCachingOptions(t *testing.T) {
+	cfg, err := load(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Decisions.EnvoyDecisionIDHeader || cfg.Decisions.EnvoySkipRequestBodyParse || cfg.Decisions.EnvoyProtoDescriptor != "" {
+		t.Errorf("defaults: %+v", cfg.Decisions)
+	}
+	if c, err := cfg.CachingConfig(); err != nil || c.InterQueryBuiltinCache.MaxSizeBytes == nil {
+		t.Errorf("default caching = %+v, %v; want OPA's defaults", c, err)
+	}
+	cfg, err = load(t, []string{"--config", writeFile(t, `decisions:
+  envoy_decision_id_header: false
+  envoy_skip_request_body_parse: true
+  envoy_proto_descriptor: /etc/elevate/api.pb
+caching:
+  inter_query_builtin_cache:
+    max_size_bytes: 1000
+`)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Decisions.EnvoyDecisionIDHeader || !cfg.Decisions.EnvoySkipRequestBodyParse || cfg.Decisions.EnvoyProtoDescriptor != "/etc/elevate/api.pb" {
+		t.Errorf("decisions: %+v", cfg.Decisions)
+	}
+	c, err := cfg.CachingConfig()
+	if err != nil || c.InterQueryBuiltinCache.MaxSizeBytes == nil || *c.InterQueryBuiltinCache.MaxSizeBytes != 1000 {
+		t.Errorf("caching = %+v, %v", c, err)
+	}
+	_, err = load(t, []string{"--config", writeFile(t, "caching:\n  inter_query_builtin_cache:\n    max_size_bytes: many\n")}, nil)
+	var cerr *Error
+	if !errors.As(err, &cerr) || cerr.Field != "caching" {
+		t.Errorf("bad caching: %v, want an error naming caching", err)
+	}
+}

@@ -7,8 +7,6 @@ package decision
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"time"
 
@@ -92,6 +90,11 @@ type Request struct {
 	Subject string
 	// Log are fields for the decision log (method, path, headers...).
 	Log logrus.Fields
+	// Refused, when set, is why the protocol could not build an input (a
+	// path or query that does not parse in only one way): the request is
+	// not evaluated, and fails closed as bad_input, recorded (log, metrics,
+	// decision log) like any other decision.
+	Refused error
 }
 
 // Evaluate makes a decision. It never returns an error: a failure is a
@@ -188,6 +191,9 @@ func (r Result) outcome() string {
 // evaluate returns the value, whether it is defined, why the decision
 // failed, the input as the policy saw it (nil when none) and the error.
 func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string, ast.Value, error) {
+	if r.Refused != nil {
+		return nil, false, ReasonBadInput, nil, r.Refused
+	}
 	now := e.now()
 	input := r.Input
 	if obj, ok := input.(map[string]any); ok {
@@ -224,8 +230,4 @@ func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string,
 	return v, true, "", value, nil
 }
 
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newID() string { return policy.NewDecisionID() }

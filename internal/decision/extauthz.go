@@ -2,13 +2,17 @@ package decision
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
+	"github.com/elevatepdp/elevate/internal/decision/target"
 	"github.com/elevatepdp/elevate/internal/policy"
 )
 
@@ -41,6 +45,11 @@ type ExtAuthzOptions struct {
 	// truncated: truncated_body is true and it is not parsed. Zero means
 	// DefaultExtAuthzMaxBody.
 	MaxBody int64
+	// SkipRequestBodyParse, ProtoSet and NoDecisionIDHeader are
+	// envoy.Options'.
+	SkipRequestBodyParse bool
+	ProtoSet             *protoregistry.Files
+	NoDecisionIDHeader   bool
 }
 
 // ExtAuthzHTTP is Envoy's external authorization in its HTTP mode
@@ -61,6 +70,7 @@ func NewExtAuthzHTTP(eval *Evaluator, opts ExtAuthzOptions) *ExtAuthzHTTP {
 	}
 	authz := envoy.NewAuthorizer(eval, envoy.Options{
 		Query: opts.Query, DryRun: opts.DryRun, SubjectHeader: opts.SubjectHeader, Auth: opts.Auth, Log: opts.Log,
+		SkipRequestBodyParse: opts.SkipRequestBodyParse, ProtoSet: opts.ProtoSet, NoDecisionIDHeader: opts.NoDecisionIDHeader,
 	})
 	return &ExtAuthzHTTP{authz: authz, maxBody: opts.MaxBody}
 }
@@ -78,14 +88,7 @@ func (h *ExtAuthzHTTP) serve(c *gin.Context) {
 	// sent it, with its query. FullPath includes any group the routes were
 	// registered under.
 	prefix := strings.TrimSuffix(c.FullPath(), "/*path")
-	path, ok := strings.CutPrefix(c.Request.URL.EscapedPath(), prefix)
-	if !ok {
-		// The prefix itself was escaped: take the route's (decoded) view.
-		path = c.Param("path")
-	}
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
+	path, ok := stripPrefix(c.Request.URL.EscapedPath(), prefix)
 	if c.Request.URL.RawQuery != "" {
 		path += "?" + c.Request.URL.RawQuery
 	}
@@ -97,8 +100,34 @@ func (h *ExtAuthzHTTP) serve(c *gin.Context) {
 		body = body[:h.maxBody]
 	}
 	req := envoy.HTTPCheckRequest(c.Request, path, body, truncated)
-	h.authz.Authorize(c.Request.Context(), req, envoy.EndpointHTTP).WriteHTTP(c.Writer)
+	if !ok {
+		h.authz.Refuse(c.Request.Context(), req, envoy.EndpointHTTP, errEscapedPrefix).WriteHTTP(c.Writer)
+	} else {
+		h.authz.Authorize(c.Request.Context(), req, envoy.EndpointHTTP).WriteHTTP(c.Writer)
+	}
 	c.Abort()
+}
+
+// errEscapedPrefix: the route's prefix arrived escaped in a way that leaves
+// no single reading of where the original path starts.
+var errEscapedPrefix = fmt.Errorf("%w: the ext_authz prefix is escaped", target.ErrAmbiguous)
+
+// stripPrefix is the escaped original path after prefix (the route's
+// decoded prefix), segment by segment, so that the original path is never
+// decoded here: an escaped prefix (/v1/ext%5Fauthz/a%2Fb) still leaves
+// /a%2Fb for the request-target parser to refuse. It fails when the escaped
+// path's first segments do not decode to the prefix's.
+func stripPrefix(escaped, prefix string) (string, bool) {
+	esc, pre := strings.Split(escaped, "/"), strings.Split(prefix, "/")
+	if len(esc) < len(pre) {
+		return "/", false
+	}
+	for i, p := range pre {
+		if d, err := url.PathUnescape(esc[i]); err != nil || d != p {
+			return "/", false
+		}
+	}
+	return "/" + strings.Join(esc[len(pre):], "/"), true
 }
 
 // EvaluateEnvoy is Evaluate for package envoy, which cannot import this

@@ -285,12 +285,12 @@ allow if input.attributes.request.http.method == input.parsed_path[0]
 // The routes work under a group, with the prefix stripped.
 func TestExtAuthzHTTPUnderGroup(t *testing.T) {
 	eval, _, log := newEvaluator(t, `package envoy.authz
-allow if input.attributes.request.http.path == "/a%2Fb/c?d=e"
+allow if input.attributes.request.http.path == "/a%20b/c?d=e"
 `)
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log}).Register(r.Group("/pdp"))
-	req := httptest.NewRequest("GET", "/pdp"+decision.ExtAuthzPrefix+"/a%2Fb/c?d=e", nil)
+	req := httptest.NewRequest("GET", "/pdp"+decision.ExtAuthzPrefix+"/a%20b/c?d=e", nil)
 	w := httptest.NewRecorder()
 	r.ServeHTTP(w, req)
 	if w.Code != 200 {
@@ -664,4 +664,118 @@ func hs256(t *testing.T, claims map[string]any) string {
 	mac := hmac.New(sha256.New, []byte("secret"))
 	mac.Write([]byte(signed))
 	return signed + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// TestBadQueryStringRefused (HTTP mode): as in the gRPC mode, a query or
+// path that does not parse in only one way is refused with 400 bad_input,
+// and the refusal is logged as a decision.
+func TestBadQueryStringRefused(t *testing.T) {
+	eval, hook, log := newEvaluator(t, `package envoy.authz
+allow if not input.parsed_query.debug
+`)
+	r := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log}))
+	tests := map[string]struct {
+		path   string
+		status int
+	}{
+		"no debug":            {path: "/x?a=1", status: 200},
+		"debug":               {path: "/x?debug=1", status: 403},
+		"semicolon separator": {path: "/x?debug=1;a=2", status: 400},
+		"bad escape":          {path: "/x?debug=%zz", status: 400},
+		"escaped slash":       {path: "/files/a%2Fb", status: 400},
+		"double encoded dots": {path: "/a/%252e%252e/admin", status: 400},
+		"NUL":                 {path: "/roles/admin%00", status: 400},
+		"CRLF":                {path: "/roles/a%0d%0ab", status: 400},
+		"encoded dot segment": {path: "/public/%2e%2e/admin", status: 400},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			w := call(t, r, "GET", tc.path, nil, "")
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d", w.Code, tc.status)
+			}
+			id := w.Header().Get(envoy.HeaderDecisionID)
+			if tc.status != 400 {
+				return
+			}
+			if got := w.Header().Get(envoy.HeaderDecisionFailed); got != decision.ReasonBadInput {
+				t.Errorf("%s = %q", envoy.HeaderDecisionFailed, got)
+			}
+			found := false
+			for _, e := range hook.AllEntries() {
+				if e.Data["decision_id"] == id && e.Data["failed"] == decision.ReasonBadInput {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no decision log line for %q", id)
+			}
+		})
+	}
+}
+
+// TestExtAuthzHTTPDecisionIDHeader: in the HTTP mode too, a policy's own
+// x-elevate-decision-id is never replaced, and the operator can turn the
+// header off.
+func TestExtAuthzHTTPDecisionIDHeader(t *testing.T) {
+	eval, _, log := newEvaluator(t, `package envoy.authz
+decision := {"allowed": true, "headers": {"x-elevate-decision-id": "the policy's"}} if input.parsed_path == ["own"]
+decision := {"allowed": true} if input.parsed_path == ["plain"]
+`)
+	q := policy.MustQuery("data.envoy.authz.decision")
+	on := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Query: q, Log: log}))
+	off := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Query: q, Log: log, NoDecisionIDHeader: true}))
+	if got := call(t, on, "GET", "/own", nil, "").Header().Values(envoy.HeaderDecisionID); len(got) != 1 || got[0] != "the policy's" {
+		t.Errorf("policy's header: %v", got)
+	}
+	if got := call(t, on, "GET", "/plain", nil, "").Header().Values(envoy.HeaderDecisionID); len(got) != 1 || len(got[0]) != 36 {
+		t.Errorf("decision id header: %v", got)
+	}
+	for _, path := range []string{"/plain", "/x?a=%zz"} {
+		if got := call(t, off, "GET", path, nil, "").Header().Values(envoy.HeaderDecisionID); len(got) != 0 {
+			t.Errorf("%s: turned off, yet %v", path, got)
+		}
+	}
+}
+
+// TestExtAuthzHTTPSkipRequestBodyParse: the plugin's skip-request-body-parse
+// in the HTTP mode: a body that would not parse is not parsed, so not refused.
+func TestExtAuthzHTTPSkipRequestBodyParse(t *testing.T) {
+	eval, _, log := newEvaluator(t, `package envoy.authz
+allow if not "parsed_body" in object.keys(input)
+`)
+	skip := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log, SkipRequestBodyParse: true}))
+	parse := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log}))
+	ct := map[string]string{"Content-Type": "application/json"}
+	if w := call(t, skip, "POST", "/p", ct, "{broken"); w.Code != 200 {
+		t.Errorf("skipped: status %d", w.Code)
+	}
+	if w := call(t, parse, "POST", "/p", ct, "{broken"); w.Code != 400 {
+		t.Errorf("parsed: status %d, want 400", w.Code)
+	}
+}
+
+// TestExtAuthzHTTPEscapedPrefix: an escaped route prefix does not make the
+// original path decoded before it is parsed: /v1/ext%5Fauthz/a%2Fb is still
+// refused for its escaped slash, and an escaped prefix with a plain path is
+// decided as usual.
+func TestExtAuthzHTTPEscapedPrefix(t *testing.T) {
+	eval, _, log := newEvaluator(t, `package envoy.authz
+allow if input.parsed_path == ["a", "b"]
+`)
+	r := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log}))
+	for path, status := range map[string]int{
+		"/v1/ext%5Fauthz/a%2Fb": 400,
+		"/v1/ext_authz/a%2Fb":   400,
+		"/v1/ext%5Fauthz/a/b":   200,
+		"/v1/ext_authz/a/b":     200,
+		"/v1/ext_authz%2Fa/b":   400,
+	} {
+		req := httptest.NewRequest("GET", path, nil)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != status {
+			t.Errorf("%s: status %d, want %d", path, w.Code, status)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
 
+	"github.com/elevatepdp/elevate/internal/decision/target"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
@@ -120,9 +121,9 @@ func (f *ForwardAuth) serve(c *gin.Context) {
 	}
 	var res Result
 	if reqErr != nil {
-		// The gateway did not say what to decide: a failure to decide,
-		// logged and answered like one.
-		res = f.failed(subject, fields, ReasonBadInput, reqErr)
+		// The gateway did not say what to decide, or not in only one way:
+		// a failure to decide, recorded and answered like one.
+		res = f.eval.Evaluate(c.Request.Context(), Request{Query: f.query, Subject: subject, Log: fields, Refused: reqErr})
 	} else {
 		input["subject"] = subject
 		res = f.eval.Evaluate(c.Request.Context(), Request{Query: f.query, Input: input, Subject: subject, Log: fields})
@@ -187,7 +188,10 @@ func (f *ForwardAuth) subject(c *gin.Context) (string, error) {
 
 // forwardedRequest is the policy input describing the request the gateway
 // asks about, from the headers it forwards: method, path (percent-decoded,
-// without the query), host and the parsed query.
+// without the query), host and the parsed query. The URI is parsed as
+// ext_authz parses its path (target.Parse): what does not parse in only one
+// way (a ";" in the query, a bad escape, an escaped "/", a dot segment, a
+// control character...) is refused.
 func forwardedRequest(h http.Header) (map[string]any, error) {
 	method, err := forwardedValue(h, forwardedMethodHeaders)
 	if err != nil {
@@ -205,19 +209,27 @@ func forwardedRequest(h http.Header) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the forwarded URI is not a request URI: %w", err)
 	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return nil, fmt.Errorf("the forwarded URI's query does not parse: %w", err)
+	raw := uri
+	if !strings.HasPrefix(uri, "/") {
+		// An absolute URI (or "*"): its path and query.
+		raw = u.EscapedPath()
+		if u.RawQuery != "" {
+			raw += "?" + u.RawQuery
+		}
 	}
-	query := make(map[string]any, len(q))
-	for k, vs := range q {
+	t, err := target.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the forwarded URI: %w", err)
+	}
+	query := make(map[string]any, len(t.Query))
+	for k, vs := range t.Query {
 		values := make([]any, len(vs))
 		for i, v := range vs {
 			values[i] = v
 		}
 		query[k] = values
 	}
-	return map[string]any{"method": method, "path": u.Path, "host": host, "query": query}, nil
+	return map[string]any{"method": method, "path": t.Path, "host": host, "query": query}, nil
 }
 
 // errNotForwarded: the gateway sent none of the headers.
@@ -272,21 +284,6 @@ func (f *ForwardAuth) verdict(res Result) forwardAuthVerdict {
 		return out
 	}
 	return forwardAuthVerdict{reason: fmt.Sprintf("%s is neither a boolean nor an object with allow", f.query)}
-}
-
-// failed records a decision that could not be made before evaluation, as
-// Evaluate records one that failed during it.
-func (f *ForwardAuth) failed(subject string, fields logrus.Fields, reason string, err error) Result {
-	res := Result{ID: newID(), Failed: reason, Err: err}
-	entry := logrus.Fields{
-		"decision_id": res.ID, "query": f.query.String(), "subject": subject,
-		"defined": false, "failed": reason, "error": err.Error(),
-	}
-	for k, v := range fields {
-		entry[k] = v
-	}
-	f.eval.log.WithFields(entry).Warn("decision failed closed")
-	return res
 }
 
 // forwardAuthSecretHeaders are logged masked: they carry credentials.

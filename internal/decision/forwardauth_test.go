@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
 	"github.com/elevatepdp/elevate/bundles"
@@ -191,13 +192,14 @@ func TestForwardAuthDefaultPolicy(t *testing.T) {
 		"percent-encoded path is decoded": {
 			headers: faJoin(faTraefik("GET", "/%75sers/17"), faBearer("sophia-token")), status: 200, role: "user-administrator",
 		},
-		"encoded slash is a segment separator": {
+		// Refused: the upstream may read either as another path.
+		"encoded slash": {
 			headers: faJoin(faTraefik("GET", "/users/a%2Fb"), faBearer("sophia-token")), status: 403,
-			errors: []string{`no route for "GET /users/a/b"`},
+			errors: []string{ReasonBadInput, `the forwarded URI: ambiguous request target: the path holds an escaped "/" or "\"`},
 		},
 		"encoded dot-dot": {
 			headers: faJoin(faTraefik("DELETE", "/users/%2e%2e"), faBearer("sophia-token")), status: 403,
-			errors: []string{`no route for "DELETE /users/.."`},
+			errors: []string{ReasonBadInput, `the forwarded URI: ambiguous request target: the path holds the dot segment ".."`},
 		},
 		"families disagreeing": {
 			headers: faJoin(faTraefik("DELETE", "/users/17"), faNginx("GET", "/users/17"), faBearer("emma-token")), status: 403,
@@ -225,7 +227,7 @@ func TestForwardAuthDefaultPolicy(t *testing.T) {
 		},
 		"malformed query": {
 			headers: faJoin(faTraefik("GET", "/users?a=%zz"), faBearer("sophia-token")), status: 403,
-			errors: []string{ReasonBadInput, `the forwarded URI's query does not parse: invalid URL escape "%zz"`},
+			errors: []string{ReasonBadInput, `the forwarded URI: ambiguous request target: query: invalid URL escape "%zz"`},
 		},
 	}
 	for name, tc := range tests {
@@ -235,8 +237,8 @@ func TestForwardAuthDefaultPolicy(t *testing.T) {
 				t.Fatalf("status %d, want %d: %v", a.status, tc.status, a.body)
 			}
 			id := a.header.Get("X-Elevate-Decision-Id")
-			if len(id) != 32 {
-				t.Fatalf("decision id %q", id)
+			if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+				t.Fatalf("decision id %q is not a UUID", id)
 			}
 			if tc.status == 200 {
 				if got := a.header.Get("X-Elevate-Role"); got != tc.role {
@@ -530,4 +532,50 @@ func FuzzForwardedRequest(f *testing.F) {
 			t.Fatalf("query %T", in["query"])
 		}
 	})
+}
+
+// TestBadQueryStringRefused (forward-auth): the forwarded URI is parsed as
+// ext_authz parses its path; what does not parse in only one way is refused
+// (bad_input), never decided without the bad pair or on a guessed path.
+func TestForwardAuthBadQueryStringRefused(t *testing.T) {
+	s := newFAServer(t, faRego(`package t
+default allow := false
+
+allow if not input.query.debug
+`), faStore{}, ForwardAuthOptions{Query: policy.MustQuery("data.t.allow")})
+	tests := map[string]struct {
+		uri     string
+		allowed bool
+		refused bool
+	}{
+		"no debug":            {uri: "/x?a=1", allowed: true},
+		"debug":               {uri: "/x?debug=1"},
+		"semicolon separator": {uri: "/x?debug=1;a=2", refused: true},
+		"bad escape":          {uri: "/x?debug=%zz", refused: true},
+		"absolute URI":        {uri: "https://app.example/x?debug=1;a=2", refused: true},
+		"escaped slash":       {uri: "/files/a%2Fb", refused: true},
+		"double encoded dots": {uri: "/a/%252e%252e/admin", refused: true},
+		"NUL":                 {uri: "/roles/admin%00", refused: true},
+		"CRLF":                {uri: "/roles/a%0d%0ab", refused: true},
+		"backslash":           {uri: `/a\..\admin`, refused: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s.log.Reset()
+			a := s.do(t, http.MethodGet, faJoin(faTraefik("GET", tc.uri), faBearer("sophia-token"))...)
+			if (a.status == 200) != tc.allowed {
+				t.Fatalf("status %d, want allowed %v: %v", a.status, tc.allowed, a.body)
+			}
+			var errs []string
+			if a.status != 200 {
+				errs = faStrings(a.body["errors"])
+			}
+			if got := len(errs) > 0 && errs[0] == ReasonBadInput; got != tc.refused {
+				t.Errorf("refused %v, want %v: %v", got, tc.refused, errs)
+			}
+			if tc.refused && !strings.Contains(s.log.String(), `"failed":"bad_input"`) {
+				t.Errorf("the refusal is not logged: %s", s.log)
+			}
+		})
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown/cache"
 	"github.com/sirupsen/logrus"
 )
 
@@ -141,17 +142,27 @@ type Options struct {
 	Timeout time.Duration
 	// Prepare lists queries to prepare on every load, ahead of the first request.
 	Prepare []Query
+	// Caching configures the inter-query builtin cache that every
+	// evaluation shares (http.send with cache or force_cache, and the
+	// regex and glob caches), as OPA's "caching" section does; parse it with
+	// cache.ParseCachingConfig. Nil means OPA's defaults.
+	Caching *cache.Config
 	Logger  logrus.FieldLogger
 }
 
 // Engine evaluates queries against the current snapshot of the loaded policy.
 // It is safe for concurrent use.
 type Engine struct {
-	opts    Options
-	log     logrus.FieldLogger
-	reload  sync.Mutex // one load at a time; evaluations never wait for it
-	current atomic.Pointer[snapshot]
-	gen     atomic.Uint64 // see Generation
+	opts Options
+	log  logrus.FieldLogger
+	// Shared by every evaluation, as in OPA's server and the OPA-Envoy
+	// plugin: a policy caching a JWKS or a lookup with http.send fetches
+	// it once, not on every request.
+	interQuery      cache.InterQueryCache
+	interQueryValue cache.InterQueryValueCache
+	reload          sync.Mutex // one load at a time; evaluations never wait for it
+	current         atomic.Pointer[snapshot]
+	gen             atomic.Uint64 // see Generation
 }
 
 // Info describes the policy being served.
@@ -189,6 +200,15 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		opts.Logger = logrus.StandardLogger()
 	}
 	e := &Engine{opts: opts, log: opts.Logger}
+	caching := opts.Caching
+	if caching == nil {
+		var err error
+		if caching, err = cache.ParseCachingConfig(nil); err != nil {
+			return nil, fmt.Errorf("caching: %w", err)
+		}
+	}
+	e.interQuery = cache.NewInterQueryCacheWithContext(ctx, caching)
+	e.interQueryValue = cache.NewInterQueryValueCache(ctx, caching)
 	if opts.Bundles {
 		if opts.Manager == nil {
 			return nil, errors.New("policy from bundles needs OPA's plugin manager")
@@ -286,19 +306,17 @@ func (e *Engine) eval(ctx context.Context, snap *snapshot, q Query, input ast.Va
 		ctx, cancel = context.WithTimeout(ctx, e.opts.Timeout)
 		defer cancel()
 	}
-	var rs rego.ResultSet
-	switch {
-	case txn != nil:
-		opts := []rego.EvalOption{rego.EvalTransaction(txn)}
-		if input != nil {
-			opts = append(opts, rego.EvalParsedInput(input))
-		}
-		rs, err = pq.Eval(ctx, opts...)
-	case input != nil:
-		rs, err = pq.Eval(ctx, rego.EvalParsedInput(input))
-	default:
-		rs, err = pq.Eval(ctx)
+	opts := []rego.EvalOption{
+		rego.EvalInterQueryBuiltinCache(e.interQuery),
+		rego.EvalInterQueryBuiltinValueCache(e.interQueryValue),
 	}
+	if txn != nil {
+		opts = append(opts, rego.EvalTransaction(txn))
+	}
+	if input != nil {
+		opts = append(opts, rego.EvalParsedInput(input))
+	}
+	rs, err := pq.Eval(ctx, opts...)
 	if err != nil {
 		switch ctxErr := ctx.Err(); {
 		case errors.Is(ctxErr, context.DeadlineExceeded):

@@ -64,7 +64,7 @@ func (s *Service) Authorize(ctx context.Context, c Caller, r AuthorizeRequest) (
 	if sc == "" {
 		sc = "/"
 	}
-	d := Decision{DecisionID: newID("dec_")}
+	d := Decision{DecisionID: policy.NewDecisionID()}
 	held, err := s.Elevations(ctx, subject, now)
 	if err == nil {
 		var res map[string]any

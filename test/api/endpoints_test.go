@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/elevatepdp/elevate/test/harness"
@@ -476,7 +477,7 @@ func TestAuthorize(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			d := e.call(t, "POST", "/v1/authorize", tc.who, tc.request).Want(t, 200)
-			if d["allow"] != tc.allow || !strings.HasPrefix(d["decision_id"].(string), "dec_") || d["reason"] == "" {
+			if d["allow"] != tc.allow || !isUUID(d["decision_id"]) || d["reason"] == "" {
 				t.Fatalf("decision %v, want allow %v", d, tc.allow)
 			}
 			if tc.role != "" && d["elevation"].(map[string]any)["role"] != tc.role {
@@ -539,4 +540,11 @@ func TestAudit(t *testing.T) {
 	if ev := e.events(t, q("principal", sophia))[0]; ev["justification"] != why || ev["role"] != "user-administrator" {
 		t.Fatalf("requested event %v (pending %s)", ev, pending)
 	}
+}
+
+// isUUID: v is a decision ID in OPA's form, a version 4 UUID.
+func isUUID(v any) bool {
+	s, _ := v.(string)
+	u, err := uuid.Parse(s)
+	return err == nil && len(s) == 36 && u.Version() == 4
 }

@@ -151,7 +151,8 @@ func (s *stack) want(t *testing.T, status int, method, path, token string, heade
 	return a
 }
 
-var decisionID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+// decisionID is OPA's form of a decision ID: a version 4 UUID.
+var decisionID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // The brief's story through a real nginx: Sophia is refused, elevates with
 // Perparim's approval and gets through, deactivates and is refused again,

@@ -2,14 +2,13 @@ package envoy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"runtime/debug"
 	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
@@ -29,6 +28,7 @@ type EvalRequest struct {
 	Input   any
 	Subject string
 	Log     logrus.Fields
+	Refused error
 }
 
 // EvalResult is decision.Result, field for field: see there. Failed != ""
@@ -57,7 +57,8 @@ type Options struct {
 	// data.pim.gateway.decision.
 	Query policy.Query
 	// DryRun allows every request whatever the decision, and logs what the
-	// decision was: for trying a policy on live traffic.
+	// decision was: for trying a policy on live traffic. A request refused
+	// as bad_input (it does not parse) is still refused, as by the plugin.
 	DryRun bool
 	// SubjectHeader names a request header carrying the subject (a
 	// principal) set by a trusted proxy. Envoy must strip it from client
@@ -70,6 +71,16 @@ type Options struct {
 	// Log receives errors; decisions are logged by the Evaluator. Nil means
 	// logrus's standard logger.
 	Log logrus.FieldLogger
+	// SkipRequestBodyParse leaves parsed_body and truncated_body out of the
+	// input (the plugin's skip-request-body-parse).
+	SkipRequestBodyParse bool
+	// ProtoSet parses the bodies of gRPC requests (the plugin's
+	// proto-descriptor); see LoadProtoSet. Nil: they are not parsed.
+	ProtoSet *protoregistry.Files
+	// NoDecisionIDHeader leaves the x-elevate-decision-id header out of
+	// every answer (the decision ID is still in the dynamic metadata and
+	// the decision log).
+	NoDecisionIDHeader bool
 }
 
 // Authorizer decides CheckRequests; the gRPC server and the HTTP mode share
@@ -81,6 +92,8 @@ type Authorizer struct {
 	subjectHeader string
 	auth          Authenticator
 	log           logrus.FieldLogger
+	input         InputOptions
+	idHeader      bool
 }
 
 // NewAuthorizer returns an Authorizer.
@@ -95,6 +108,8 @@ func NewAuthorizer(eval Evaluator, opts Options) *Authorizer {
 		eval: eval, query: opts.Query, dryRun: opts.DryRun,
 		subjectHeader: strings.ToLower(strings.TrimSpace(opts.SubjectHeader)),
 		auth:          opts.Auth, log: opts.Log,
+		input:    InputOptions{SkipBodyParse: opts.SkipRequestBodyParse, ProtoSet: opts.ProtoSet},
+		idHeader: !opts.NoDecisionIDHeader,
 	}
 }
 
@@ -108,18 +123,40 @@ const (
 // that cannot be decided (malformed, a policy error or timeout, an unusable
 // decision, even a panic) is denied, unless in dry-run.
 func (a *Authorizer) Authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string) Response {
-	resp := a.authorize(ctx, req, endpoint)
-	if a.dryRun && !resp.Allowed {
+	return a.decide(ctx, req, endpoint, nil)
+}
+
+// Refuse answers req as a request that cannot be parsed (bad_input, 400),
+// for err: for a protocol that finds req ambiguous before Input does. The
+// refusal is recorded as every decision is.
+func (a *Authorizer) Refuse(ctx context.Context, req *authv3.CheckRequest, endpoint string, err error) Response {
+	return a.decide(ctx, req, endpoint, func() (map[string]any, error) { return nil, err })
+}
+
+// decide is Authorize with the input built by input (nil: Input(req)).
+func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, endpoint string, input func() (map[string]any, error)) Response {
+	if input == nil {
+		input = func() (map[string]any, error) { return Input(req, a.input) }
+	}
+	resp := a.authorize(ctx, req, endpoint, input)
+	// A request that cannot be parsed is refused even in dry-run, as by
+	// the plugin: there was no decision to try.
+	if a.dryRun && !resp.Allowed && resp.Failed != ReasonBadInput {
 		a.log.WithFields(logrus.Fields{
 			"decision_id": resp.DecisionID, "endpoint": endpoint, "dry_run": true,
 			"allowed": false, "failed": resp.Failed, "http_status": resp.Status,
 		}).Info("dry run: allowing a request the decision denies")
-		return Response{DecisionID: resp.DecisionID, Allowed: true, Headers: []Header{{HeaderDecisionID, resp.DecisionID}}}
+		// As the plugin: allowed with nothing changed, but the decision's
+		// dynamic metadata still goes to Envoy (and its access log).
+		resp = Response{DecisionID: resp.DecisionID, Allowed: true, DynamicMetadata: resp.DynamicMetadata}
+	}
+	if a.idHeader {
+		resp = resp.withDecisionIDHeader()
 	}
 	return resp
 }
 
-func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string) (resp Response) {
+func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string, makeInput func() (map[string]any, error)) (resp Response) {
 	var id string // the decision's, once there is one
 	defer func() {
 		if p := recover(); p != nil {
@@ -134,14 +171,13 @@ func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, en
 		}
 	}()
 	fields := logFields(req, endpoint, a.dryRun)
-	input, err := Input(req)
+	input, err := makeInput()
 	if err != nil {
-		// Not evaluated, so the Evaluator does not log it: this is its
-		// decision log line.
-		id = newID()
-		fields["decision_id"], fields["query"], fields["failed"], fields["error"] = id, a.query.String(), ReasonBadInput, err.Error()
-		a.log.WithFields(fields).Warn("decision failed closed")
-		return failedResponse(id, ReasonBadInput, 400)
+		// Not evaluated, but recorded by the Evaluator as every decision
+		// is; answered as the plugin answers a request it cannot parse.
+		res := a.eval.EvaluateEnvoy(ctx, EvalRequest{Query: a.query, Log: fields, Refused: err})
+		id = res.ID
+		return failedResponse(res.ID, ReasonBadInput, 400)
 	}
 	subject := a.subject(ctx, req.GetAttributes().GetRequest().GetHttp())
 	if subject != "" {
@@ -222,10 +258,6 @@ func logFields(req *authv3.CheckRequest, endpoint string, dryRun bool) logrus.Fi
 	return fields
 }
 
-// newID is a decision ID for a request that is never evaluated, in the
-// Evaluator's format.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+// newID is a decision ID for a decision the Evaluator did not record (a
+// panic), in the Evaluator's form.
+func newID() string { return policy.NewDecisionID() }

@@ -25,134 +25,143 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/util"
-	"google.golang.org/protobuf/encoding/protojson"
-)
+	"google.golang.org/protobuf/reflect/protoregistry"
 
-// errNoHTTP: a CheckRequest without attributes.request.http is not a request
-// Envoy's HTTP filter sends; there is nothing to decide on.
-var errNoHTTP = errors.New("check request has no attributes.request.http")
+	"github.com/elevatepdp/elevate/internal/decision/target"
+)
 
 // partialBodyHeader is set by Envoy (both modes) when it forwards only the
 // first max_request_bytes of a body (allow_partial_message).
 const partialBodyHeader = "x-envoy-auth-partial-body"
 
-// Input is the policy input for req, as the OPA-Envoy plugin builds it for a
-// v3 CheckRequest:
+// InputOptions are the OPA-Envoy plugin's options for building input.
+type InputOptions struct {
+	// SkipBodyParse leaves parsed_body and truncated_body out of the input
+	// (the plugin's skip-request-body-parse).
+	SkipBodyParse bool
+	// ProtoSet, when set, parses the body of application/grpc requests
+	// (sent as raw_body: Envoy's pack_as_bytes) as the method's input
+	// message (the plugin's proto-descriptor). See LoadProtoSet.
+	ProtoSet *protoregistry.Files
+}
+
+// Input is the policy input for req, exactly as the OPA-Envoy plugin builds
+// it for a v3 CheckRequest:
 //
-//   - attributes: the CheckRequest's attributes in protojson (lower camel
-//     case keys, such as attributes.source.address.socketAddress.portValue);
+//   - attributes: the CheckRequest's fields by their JSON names, each as its
+//     Go value: 64-bit integers and enums are numbers, a Timestamp is
+//     {"seconds", "nanos"}, a Struct is its object, bytes are base64; unset
+//     fields are absent;
 //   - parsed_path: the path's segments, without the query;
 //   - parsed_query: each query parameter's list of values;
-//   - parsed_body: a JSON, form or multipart body, or null (another content
-//     type, no body, or a truncated one);
+//   - parsed_body: a JSON, form, multipart or (with a ProtoSet) gRPC body,
+//     or null (another content type, no body, or a truncated one);
 //   - truncated_body: whether Envoy forwarded only part of the body;
+//   - source_principal: attributes.source.principal (the peer certificate's
+//     URI SAN, a SPIFFE id in Istio), when there is one;
+//   - destination_principal: attributes.destination.principal, likewise
+//     (Elevate's; the plugin has only source_principal);
 //   - version: {"ext_authz": "v3", "encoding": "protojson"}.
 //
-// It fails, and the request is denied, when there is no HTTP request or
-// when its path or its body of a parsed content type is malformed.
-func Input(req *authv3.CheckRequest) (map[string]any, error) {
-	h := req.GetAttributes().GetRequest().GetHttp()
-	if h == nil {
-		return nil, errNoHTTP
+// A request without attributes.request.http (Envoy's network filter) is
+// evaluated, with an empty path. Input fails, and the request is refused
+// (bad_input), when the path or the query does not parse in exactly one way
+// (see target.Parse) or a body of a parsed content type is malformed.
+func Input(req *authv3.CheckRequest, opts InputOptions) (map[string]any, error) {
+	if req == nil {
+		req = &authv3.CheckRequest{}
 	}
-	b, err := protojson.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("encode check request: %w", err)
-	}
-	var input map[string]any
-	if err := util.UnmarshalJSON(b, &input); err != nil {
-		return nil, fmt.Errorf("decode check request: %w", err)
-	}
-	parsedPath, parsedQuery, err := parsePath(h.GetPath())
-	if err != nil {
+	input := messageInput(req.ProtoReflect())
+	if err := addParsed(input, req.GetAttributes().GetRequest().GetHttp(), opts); err != nil {
 		return nil, err
 	}
-	parsedBody, truncated, err := parseBody(h)
-	if err != nil {
-		return nil, err
-	}
-	input["parsed_path"] = parsedPath
-	input["parsed_query"] = parsedQuery
-	input["parsed_body"] = parsedBody
-	input["truncated_body"] = truncated
 	input["version"] = map[string]any{"ext_authz": "v3", "encoding": "protojson"}
+	if p := req.GetAttributes().GetSource().GetPrincipal(); p != "" {
+		input["source_principal"] = p
+	}
+	if p := req.GetAttributes().GetDestination().GetPrincipal(); p != "" {
+		input["destination_principal"] = p
+	}
 	return input, nil
 }
 
-// parsePath splits path into segments (leading slashes dropped, so "/" is
-// [""], as in the plugin) and its query into lists of values.
-//
-// Unlike the plugin it reads the path as a request target: "//admin/x" is
-// the path ["admin", "x"], not host "admin" and path ["x"], so a double
-// slash cannot hide a segment from a policy.
-func parsePath(path string) ([]any, map[string]any, error) {
-	if path == "" {
-		// CONNECT and the like carry no path.
-		return []any{""}, map[string]any{}, nil
-	}
-	u, err := url.ParseRequestURI(path)
+// addParsed adds parsed_path, parsed_query and (unless skipped)
+// parsed_body and truncated_body for h to input.
+func addParsed(input map[string]any, h *authv3.AttributeContext_HttpRequest, opts InputOptions) error {
+	t, err := target.Parse(h.GetPath())
 	if err != nil {
-		return nil, nil, fmt.Errorf("parse path: %w", err)
+		return fmt.Errorf("parse path: %w", err)
 	}
-	segments := strings.Split(strings.TrimLeft(u.Path, "/"), "/")
-	parsedPath := make([]any, len(segments))
-	for i, s := range segments {
-		parsedPath[i] = s
+	segments := make([]any, len(t.Segments))
+	for i, s := range t.Segments {
+		segments[i] = s
 	}
-	return parsedPath, valuesInput(u.Query()), nil
+	input["parsed_path"] = segments
+	input["parsed_query"] = valuesInput(t.Query)
+	if !opts.SkipBodyParse {
+		parsedBody, truncated, err := parseBody(h, t.Segments, opts.ProtoSet)
+		if err != nil {
+			return err
+		}
+		input["parsed_body"] = parsedBody
+		input["truncated_body"] = truncated
+	}
+	return nil
 }
 
-// parseBody parses a JSON, form (application/x-www-form-urlencoded) or
-// multipart/form-data body, as the plugin does; other content types are not
-// parsed. A truncated body is never parsed: a policy must not decide on half
-// a document.
-func parseBody(h *authv3.AttributeContext_HttpRequest) (any, bool, error) {
+// parseBody parses the body as the plugin does: by the content-type of the
+// headers map (not header_map), matched as a case-sensitive substring, in
+// the order JSON, gRPC, form (application/x-www-form-urlencoded),
+// multipart/form-data; other content types are not parsed. A truncated body
+// (Envoy's partial-body header, or shorter than its content-length) is never
+// parsed: a policy must not decide on half a document.
+func parseBody(h *authv3.AttributeContext_HttpRequest, segments []string, protoSet *protoregistry.Files) (any, bool, error) {
+	headers := h.GetHeaders()
+	if headers[partialBodyHeader] == "true" {
+		return nil, true, nil
+	}
+	contentType, ok := headers["content-type"]
+	if !ok {
+		return nil, false, nil
+	}
 	body := h.GetBody()
 	if body == "" {
 		// pack_as_bytes sends the body as raw_body.
 		body = string(h.GetRawBody())
 	}
-	if body == "" {
-		return nil, false, nil
-	}
-	contentType := strings.ToLower(header(h, "content-type"))
 	var parse func(string, string) (any, error)
 	switch {
 	case strings.Contains(contentType, "application/json"):
 		parse = parseJSONBody
-	case strings.HasPrefix(contentType, "application/x-www-form-urlencoded"):
+	case strings.Contains(contentType, "application/grpc"):
+		if protoSet == nil || len(h.GetRawBody()) == 0 {
+			return nil, false, nil
+		}
+		return parseGRPCBody(h.GetRawBody(), segments, protoSet)
+	case strings.Contains(contentType, "application/x-www-form-urlencoded"):
 		parse = parseFormBody
-	case strings.HasPrefix(contentType, "multipart/form-data"):
+	case strings.Contains(contentType, "multipart/form-data"):
 		parse = parseMultipartBody
 	default:
 		return nil, false, nil
 	}
-	truncated, err := isTruncated(h, len(body))
-	if err != nil || truncated {
-		return nil, truncated, err
+	if body == "" {
+		return nil, false, nil
 	}
-	v, err := parse(body, header(h, "content-type"))
+	if cl, ok := headers["content-length"]; ok {
+		length, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil {
+			return nil, false, fmt.Errorf("content-length %q is not a number", cl)
+		}
+		if length != -1 && length > int64(len(body)) {
+			return nil, true, nil
+		}
+	}
+	v, err := parse(body, contentType)
 	if err != nil {
 		return nil, false, err
 	}
 	return v, false, nil
-}
-
-// isTruncated: the body is shorter than the content-length it came with
-// (the plugin's test), or Envoy says it forwarded part of it.
-func isTruncated(h *authv3.AttributeContext_HttpRequest, n int) (bool, error) {
-	if header(h, partialBodyHeader) == "true" {
-		return true, nil
-	}
-	cl := header(h, "content-length")
-	if cl == "" {
-		return false, nil
-	}
-	length, err := strconv.ParseInt(cl, 10, 64)
-	if err != nil {
-		return false, fmt.Errorf("content-length %q is not a number", cl)
-	}
-	return length > int64(n), nil
 }
 
 func parseJSONBody(body, _ string) (any, error) {
@@ -172,13 +181,18 @@ func parseFormBody(body, _ string) (any, error) {
 }
 
 // parseMultipartBody maps each form field name to its parts' values: a JSON
-// part (by its content type) decoded, any other part as a string.
+// part (by its content type) decoded, any other part as a string. Without a
+// boundary there are no parts to read: null, as in the plugin.
 func parseMultipartBody(body, contentType string) (any, error) {
 	_, params, err := mime.ParseMediaType(contentType)
-	if err != nil || params["boundary"] == "" {
-		return nil, fmt.Errorf("multipart body without a boundary in %q", contentType)
+	if err != nil {
+		return nil, fmt.Errorf("parse multipart body: content type %q: %w", contentType, err)
 	}
-	r := multipart.NewReader(strings.NewReader(body), params["boundary"])
+	boundary, ok := params["boundary"]
+	if !ok {
+		return nil, nil
+	}
+	r := multipart.NewReader(strings.NewReader(body), boundary)
 	fields := map[string]any{}
 	for {
 		part, err := r.NextPart()
@@ -197,7 +211,7 @@ func parseMultipartBody(body, contentType string) (any, error) {
 			return nil, fmt.Errorf("parse multipart body: part %q: %w", name, err)
 		}
 		var v any = string(b)
-		if strings.Contains(strings.ToLower(part.Header.Get("Content-Type")), "application/json") {
+		if strings.Contains(part.Header.Get("Content-Type"), "application/json") {
 			if err := util.UnmarshalJSON(b, &v); err != nil {
 				return nil, fmt.Errorf("parse multipart body: part %q: %w", name, err)
 			}

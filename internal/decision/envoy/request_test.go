@@ -9,6 +9,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func checkRequest(path string, headers map[string]string, body string) *authv3.CheckRequest {
@@ -41,8 +42,8 @@ func TestInput(t *testing.T) {
 			path: []any{"api", "v1", "people"}, query: map[string]any{"lang": []any{"en"}, "id": []any{"1", "2"}},
 		},
 		"escaped segment": {
-			req:  checkRequest("/files/a%2Fb", nil, ""),
-			path: []any{"files", "a", "b"}, query: map[string]any{},
+			req:  checkRequest("/files/a%20b", nil, ""),
+			path: []any{"files", "a b"}, query: map[string]any{},
 		},
 		"double slash is a path, not a host": {
 			req:  checkRequest("//admin/users", nil, ""),
@@ -58,7 +59,16 @@ func TestInput(t *testing.T) {
 			body: map[string]any{"n": json.Number("12345678901234567890"), "s": "x"},
 		},
 		"JSON body with charset": {
-			req:  checkRequest("/p", map[string]string{"content-type": "Application/JSON; charset=utf-8"}, `[1]`),
+			req:  checkRequest("/p", map[string]string{"content-type": "application/json; charset=utf-8"}, `[1]`),
+			path: []any{"p"}, query: map[string]any{}, body: []any{json.Number("1")},
+		},
+		// The plugin matches content types as case-sensitive substrings.
+		"content type in capitals is not parsed": {
+			req:  checkRequest("/p", map[string]string{"content-type": "Application/JSON"}, `[1]`),
+			path: []any{"p"}, query: map[string]any{},
+		},
+		"content type as a parameter": {
+			req:  checkRequest("/p", map[string]string{"content-type": "text/plain; x=application/json"}, `[1]`),
 			path: []any{"p"}, query: map[string]any{}, body: []any{json.Number("1")},
 		},
 		"JSON raw_body": {
@@ -101,7 +111,8 @@ func TestInput(t *testing.T) {
 			req:  checkRequest("/p", nil, "{}"),
 			path: []any{"p"}, query: map[string]any{},
 		},
-		"content type from the header map": {
+		// The plugin reads the content type from the headers map only.
+		"content type only in the header map is not parsed": {
 			req: func() *authv3.CheckRequest {
 				r := checkRequest("/p", nil, `{"a": 1}`)
 				r.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
@@ -109,23 +120,32 @@ func TestInput(t *testing.T) {
 				}}
 				return r
 			}(),
-			path: []any{"p"}, query: map[string]any{}, body: map[string]any{"a": json.Number("1")},
+			path: []any{"p"}, query: map[string]any{},
 		},
-		"malformed JSON":           {req: checkRequest("/p", jsonCT, `{"a": `), err: "parse JSON body"},
-		"two JSON values":          {req: checkRequest("/p", jsonCT, `{} {}`), err: "after top-level value"},
-		"malformed form":           {req: checkRequest("/p", map[string]string{"content-type": "application/x-www-form-urlencoded"}, "a=%zz"), err: "parse form body"},
-		"multipart, no boundary":   {req: checkRequest("/p", map[string]string{"content-type": "multipart/form-data"}, "x"), err: "boundary"},
-		"malformed multipart":      {req: checkRequest("/p", map[string]string{"content-type": "multipart/form-data; boundary=b"}, "--b\r\nbroken"), err: "multipart"},
-		"bad content-length":       {req: checkRequest("/p", map[string]string{"content-type": "application/json", "content-length": "many"}, "{}"), err: "content-length"},
-		"malformed path":           {req: checkRequest("/a%zz", nil, ""), err: "parse path"},
-		"relative path":            {req: checkRequest("people", nil, ""), err: "parse path"},
-		"nil request":              {req: nil, err: "no attributes.request.http"},
-		"no attributes":            {req: &authv3.CheckRequest{}, err: "no attributes.request.http"},
-		"no request in attributes": {req: &authv3.CheckRequest{Attributes: &authv3.AttributeContext{}}, err: "no attributes.request.http"},
+		"multipart without a boundary is not parsed": {
+			req:  checkRequest("/p", map[string]string{"content-type": "multipart/form-data"}, "x"),
+			path: []any{"p"}, query: map[string]any{},
+		},
+		"relative path": {
+			req:  checkRequest("people", nil, ""),
+			path: []any{"people"}, query: map[string]any{},
+		},
+		"nil request":               {req: nil, path: []any{""}, query: map[string]any{}},
+		"no attributes":             {req: &authv3.CheckRequest{}, path: []any{""}, query: map[string]any{}},
+		"no request in attributes":  {req: &authv3.CheckRequest{Attributes: &authv3.AttributeContext{}}, path: []any{""}, query: map[string]any{}},
+		"malformed JSON":            {req: checkRequest("/p", jsonCT, `{"a": `), err: "parse JSON body"},
+		"two JSON values":           {req: checkRequest("/p", jsonCT, `{} {}`), err: "after top-level value"},
+		"malformed form":            {req: checkRequest("/p", map[string]string{"content-type": "application/x-www-form-urlencoded"}, "a=%zz"), err: "parse form body"},
+		"multipart, bad media type": {req: checkRequest("/p", map[string]string{"content-type": "multipart/form-data; boundary"}, "x"), err: "multipart"},
+		"malformed multipart":       {req: checkRequest("/p", map[string]string{"content-type": "multipart/form-data; boundary=b"}, "--b\r\nbroken"), err: "multipart"},
+		"bad content-length":        {req: checkRequest("/p", map[string]string{"content-type": "application/json", "content-length": "many"}, "{}"), err: "content-length"},
+		"malformed path":            {req: checkRequest("/a%zz", nil, ""), err: "parse path"},
+		"escaped slash in a path":   {req: checkRequest("/files/a%2Fb", nil, ""), err: "ambiguous"},
+		"semicolon in a query":      {req: checkRequest("/x?debug=1;a=2", nil, ""), err: "ambiguous"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			input, err := Input(tc.req)
+			input, err := Input(tc.req, InputOptions{})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.err)
@@ -155,26 +175,28 @@ func TestInput(t *testing.T) {
 	}
 }
 
-// The attributes are the plugin's protojson: lower camel case, numbers as
-// the JSON mapping has them.
-func TestInputAttributes(t *testing.T) {
-	input, err := Input(checkRequest("/p", map[string]string{"x-a": "1"}, ""))
+// TestInputAttributeEncodings: the attributes are encoded as the plugin
+// encodes them: 64-bit integers and enums as numbers, a Timestamp as
+// {"seconds", "nanos"}, bytes as base64 (not protojson's strings, enum
+// names and RFC 3339).
+func TestInputAttributeEncodings(t *testing.T) {
+	req := checkRequest("/p", map[string]string{"x-a": "1"}, "")
+	req.Attributes.Request.Time = &timestamppb.Timestamp{Seconds: 1700000000, Nanos: 5}
+	req.Attributes.Request.Http.RawBody = []byte{0xff}
+	req.Attributes.Source.Address.GetSocketAddress().Protocol = corev3.SocketAddress_UDP
+	input, err := Input(req, InputOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	attrs := input["attributes"].(map[string]any)
-	addr := attrs["source"].(map[string]any)["address"].(map[string]any)["socketAddress"].(map[string]any)
-	if addr["address"] != "10.0.0.1" || addr["portValue"] != json.Number("51000") {
-		t.Errorf("source = %v", addr)
+	got, err := json.Marshal(input["attributes"])
+	if err != nil {
+		t.Fatal(err)
 	}
-	h := attrs["request"].(map[string]any)["http"].(map[string]any)
-	want := map[string]any{
-		"method": "POST", "path": "/p", "host": "app.example",
-		"headers": map[string]any{"x-a": "1"},
-		"size":    "7", // int64 is a string in protojson
-	}
-	if !reflect.DeepEqual(h, want) {
-		t.Errorf("attributes.request.http = %#v, want %#v", h, want)
+	want := `{"request":{"http":{"headers":{"x-a":"1"},"host":"app.example","method":"POST","path":"/p","rawBody":"/w==","size":7},` +
+		`"time":{"nanos":5,"seconds":1700000000}},` +
+		`"source":{"address":{"socketAddress":{"address":"10.0.0.1","portValue":51000,"protocol":1}}}}`
+	if string(got) != want {
+		t.Errorf("attributes =\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -203,7 +225,7 @@ func TestHTTPCheckRequest(t *testing.T) {
 	if got.GetBody() != "" || string(got.GetRawBody()) != "\xff\xfe" || got.GetSize() != -1 || got.GetHeaders()[partialBodyHeader] != "true" {
 		t.Errorf("binary, truncated body: %v", got)
 	}
-	if _, err := Input(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: got}}}); err != nil {
+	if _, err := Input(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: got}}}, InputOptions{}); err != nil {
 		t.Errorf("Input of a binary body: %v", err)
 	}
 }
@@ -221,7 +243,7 @@ func FuzzInput(f *testing.F) {
 		}
 		req := checkRequest(path, headers, "")
 		req.Attributes.Request.Http.RawBody = []byte(body)
-		input, err := Input(req)
+		input, err := Input(req, InputOptions{})
 		if err != nil {
 			return
 		}

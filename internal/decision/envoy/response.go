@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -22,6 +23,8 @@ import (
 const (
 	// HeaderDecisionID carries the decision ID: on the request sent
 	// upstream when allowed, on the response to the client when denied.
+	// It is added to every answer unless the policy sets it itself or the
+	// operator turns it off (Options.NoDecisionIDHeader).
 	HeaderDecisionID = "x-elevate-decision-id"
 	// HeaderDecisionFailed carries the reason a decision failed closed.
 	HeaderDecisionFailed = "x-elevate-decision-failed"
@@ -87,7 +90,6 @@ func fromResult(res EvalResult) (Response, error) {
 	}
 	r := Response{DecisionID: res.ID, Status: http.StatusForbidden}
 	if !res.Defined {
-		r.Headers = []Header{{HeaderDecisionID, res.ID}}
 		return r, nil
 	}
 	switch d := res.Value.(type) {
@@ -100,8 +102,19 @@ func fromResult(res EvalResult) (Response, error) {
 	default:
 		return Response{}, fmt.Errorf("decision is %s, not a boolean or an object", kind(res.Value))
 	}
-	r.Headers = append(r.Headers, Header{HeaderDecisionID, res.ID})
 	return r, nil
+}
+
+// withDecisionIDHeader adds the x-elevate-decision-id header, unless the
+// policy set that header itself: a policy's header is never replaced.
+func (r Response) withDecisionIDHeader() Response {
+	for _, h := range slices.Concat(r.Headers, r.ResponseHeadersToAdd) {
+		if strings.EqualFold(h.Key, HeaderDecisionID) {
+			return r
+		}
+	}
+	r.Headers = append(slices.Clip(r.Headers), Header{HeaderDecisionID, r.DecisionID})
+	return r
 }
 
 func (r *Response) fromObject(d map[string]any) error {
@@ -180,9 +193,6 @@ func headersField(d map[string]any, field string) ([]Header, error) {
 		for _, k := range keys {
 			if !validHeaderName(k) {
 				return nil, fmt.Errorf("decision object: %q: %q is not a header name", field, k)
-			}
-			if strings.EqualFold(k, HeaderDecisionID) || strings.EqualFold(k, HeaderDecisionFailed) {
-				continue // ours
 			}
 			values, err := headerValues(m[k])
 			if err != nil {
@@ -314,7 +324,6 @@ func failedResponse(id, reason string, status int) Response {
 		Headers: []Header{
 			{"content-type", "application/json"},
 			{HeaderDecisionFailed, reason},
-			{HeaderDecisionID, id},
 		},
 	}
 }

@@ -15,7 +15,6 @@ import (
 
 func TestFromResult(t *testing.T) {
 	id := "d1"
-	idHeader := Header{HeaderDecisionID, id}
 	tests := map[string]struct {
 		res  EvalResult
 		want Response
@@ -23,20 +22,20 @@ func TestFromResult(t *testing.T) {
 	}{
 		"true": {
 			res:  EvalResult{ID: id, Defined: true, Value: true},
-			want: Response{DecisionID: id, Allowed: true, Status: 403, Headers: []Header{idHeader}},
+			want: Response{DecisionID: id, Allowed: true, Status: 403},
 		},
 		"false": {
 			res:  EvalResult{ID: id, Defined: true, Value: false},
-			want: Response{DecisionID: id, Status: 403, Headers: []Header{idHeader}},
+			want: Response{DecisionID: id, Status: 403},
 		},
 		"undefined": {
 			res:  EvalResult{ID: id},
-			want: Response{DecisionID: id, Status: 403, Headers: []Header{idHeader}},
+			want: Response{DecisionID: id, Status: 403},
 		},
 		"failed": {
 			res: EvalResult{ID: id, Failed: "policy_timeout", Err: errors.New("slow")},
 			want: Response{DecisionID: id, Failed: "policy_timeout", Status: 403, Body: `{"decision_id":"d1","reason":"policy_timeout"}`,
-				Headers: []Header{{"content-type", "application/json"}, {HeaderDecisionFailed, "policy_timeout"}, idHeader}},
+				Headers: []Header{{"content-type", "application/json"}, {HeaderDecisionFailed, "policy_timeout"}}},
 		},
 		"allowed object": {
 			res: EvalResult{ID: id, Defined: true, Value: map[string]any{
@@ -51,7 +50,7 @@ func TestFromResult(t *testing.T) {
 			}},
 			want: Response{
 				DecisionID: id, Allowed: true, Status: 403,
-				Headers:                 []Header{{"a", "1"}, {"a", "0"}, {"b", "2"}, {"c", "3"}, idHeader},
+				Headers:                 []Header{{"a", "1"}, {"a", "0"}, {"b", "2"}, {"c", "3"}},
 				ResponseHeadersToAdd:    []Header{{"x-foo", "bar"}},
 				HeadersToRemove:         []string{"cookie"},
 				QueryParametersToSet:    []Header{{"q", "1"}, {"q", "2"}},
@@ -60,15 +59,15 @@ func TestFromResult(t *testing.T) {
 		},
 		"denied object": {
 			res: EvalResult{ID: id, Defined: true, Value: map[string]any{
-				"allowed": false, "headers": map[string]any{"www-authenticate": "Bearer", HeaderDecisionID: "forged"},
+				"allowed": false, "headers": map[string]any{"www-authenticate": "Bearer", HeaderDecisionID: "policy's"},
 				"body": "no", "http_status": json.Number("401"),
 				"response_headers_to_add": 7.0, // ignored on deny
 			}},
-			want: Response{DecisionID: id, Status: 401, Body: "no", Headers: []Header{{"www-authenticate", "Bearer"}, idHeader}},
+			want: Response{DecisionID: id, Status: 401, Body: "no", Headers: []Header{{"www-authenticate", "Bearer"}, {HeaderDecisionID, "policy's"}}},
 		},
 		"denied object, redirect": {
 			res:  EvalResult{ID: id, Defined: true, Value: map[string]any{"allowed": false, "http_status": 302.0, "headers": map[string]any{"location": "/login"}}},
-			want: Response{DecisionID: id, Status: 302, Headers: []Header{{"location", "/login"}, idHeader}},
+			want: Response{DecisionID: id, Status: 302, Headers: []Header{{"location", "/login"}}},
 		},
 		"string":                    {res: EvalResult{ID: id, Defined: true, Value: "yes"}, err: "a string, not a boolean or an object"},
 		"null":                      {res: EvalResult{ID: id, Defined: true, Value: nil}, err: "null"},
@@ -158,7 +157,7 @@ func TestWriteHTTP(t *testing.T) {
 			headers: http.Header{"X-Elevate-Decision-Id": {"d1"}},
 		},
 		"failed": {
-			resp:   failedResponse("d1", "store_unavailable", 403),
+			resp:   failedResponse("d1", "store_unavailable", 403).withDecisionIDHeader(),
 			status: 403,
 			headers: http.Header{
 				"Content-Type": {"application/json"}, "X-Elevate-Decision-Failed": {"store_unavailable"}, "X-Elevate-Decision-Id": {"d1"},

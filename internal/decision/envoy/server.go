@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	authv2 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v2"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
@@ -33,12 +34,15 @@ func NewServer(eval Evaluator, opts Options) *Server {
 	}
 	h := health.NewServer()
 	h.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+	h.SetServingStatus(ServiceNameV2, healthpb.HealthCheckResponse_SERVING)
 	return &Server{authz: NewAuthorizer(eval, opts), health: h, log: opts.Log}
 }
 
-// Register adds the Authorization, health and reflection services to g.
+// Register adds the Authorization services (v3 and, as the OPA-Envoy
+// plugin serves it, v2), health and reflection to g.
 func (s *Server) Register(g *grpc.Server) {
 	authv3.RegisterAuthorizationServer(g, s)
+	authv2.RegisterAuthorizationServer(g, v2Server{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 }
@@ -49,15 +53,24 @@ func (s *Server) Shutdown() { s.health.Shutdown() }
 
 // Check is envoy.service.auth.v3.Authorization/Check. It answers every
 // request, within the call's deadline: what cannot be decided is denied.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return s.check(ctx, req, nil)
+}
+
+// check decides req, its input built by input (nil: Input(req)).
+func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, input func() (map[string]any, error)) (resp *authv3.CheckResponse, err error) {
 	defer func() {
 		// Authorize recovers its own panics; this covers the conversion.
 		if p := recover(); p != nil {
 			id := newID()
 			s.log.WithFields(logrus.Fields{"decision_id": id, "endpoint": EndpointGRPC, "failed": ReasonInternal, "panic": fmt.Sprint(p)}).
 				Error("decision failed closed: panic")
-			resp, err = failedResponse(id, ReasonInternal, 403).CheckResponse(), nil
+			failed := failedResponse(id, ReasonInternal, 403)
+			if s.authz.idHeader {
+				failed = failed.withDecisionIDHeader()
+			}
+			resp, err = failed.CheckResponse(), nil
 		}
 	}()
-	return s.authz.Authorize(ctx, req, EndpointGRPC).CheckResponse(), nil
+	return s.authz.decide(ctx, req, EndpointGRPC, input).CheckResponse(), nil
 }

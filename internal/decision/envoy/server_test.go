@@ -352,13 +352,15 @@ func TestCheck(t *testing.T) {
 			conn: conn, req: httpRequest("GET", "/public/%zz", nil, ""),
 			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 400}, failed: envoy.ReasonBadInput,
 		},
+		// Envoy's network filter sends no HTTP request: evaluated, as by
+		// the plugin, with an empty path.
 		"no attributes": {
 			conn: conn, req: &authv3.CheckRequest{},
-			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 400}, failed: envoy.ReasonBadInput,
+			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 403},
 		},
 		"no http request": {
 			conn: conn, req: &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{}}},
-			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 400}, failed: envoy.ReasonBadInput,
+			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 403},
 		},
 		"policy error": {
 			conn: conn, req: httpRequest("GET", "/boom", nil, ""),
