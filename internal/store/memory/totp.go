@@ -14,7 +14,7 @@ var _ identity.Secrets = (*Store)(nil)
 // TOTP state lives beside the rest, under the same lock.
 type totpState struct {
 	secrets  map[string]string
-	used     map[string]time.Time // principal and counter -> forgotten after
+	used     map[string]time.Time    // principal and counter -> forgotten after
 	failures map[string]totpFailures // attempts: wrong codes and codes being checked
 	wrong    map[string]totpFailures // wrong codes only
 	invites  map[string]totpInvite
