@@ -41,29 +41,20 @@ func (s *Service) user(c Caller, what string) error {
 }
 
 // mfa is the caller's second-factor evidence: a TOTP code given with the
-// request (checked here, once), or what the caller's token says.
-func (s *Service) mfa(ctx context.Context, c Caller, ev *MFAEvidence, now time.Time, a audit.Event) (any, error) {
+// request, or what the caller's token says. A code is checked here but not
+// used up: the caller passes the Accepted code (nil when none) to useTOTP
+// just before making the change, so a request refused for another reason
+// does not cost the user the code.
+func (s *Service) mfa(ctx context.Context, c Caller, ev *MFAEvidence, now time.Time, a audit.Event) (any, *identity.Accepted, error) {
 	if ev != nil && ev.TOTP != "" {
-		if err := s.totp.Verify(ctx, c.Principal, ev.TOTP, now); err != nil {
-			reason := "the TOTP code was not accepted"
-			switch {
-			case errors.Is(err, identity.ErrReplay):
-				reason = "the TOTP code was already used"
-			case errors.Is(err, identity.ErrNotEnrolled):
-				reason = "no TOTP is enrolled for " + c.Principal
-			case errors.Is(err, identity.ErrLocked):
-				reason = "too many wrong TOTP codes: try again in a few minutes"
-			case !errors.Is(err, identity.ErrBadCode):
-				return nil, fmt.Errorf("%w: verify TOTP: %v", ErrUnavailable, err)
-			}
-			a.Type, a.Reason = audit.MFAFailed, reason
-			s.record(ctx, a)
-			return nil, &DeniedError{What: "multi-factor authentication", Violations: []string{reason}}
+		code, err := s.checkTOTP(ctx, c, ev.TOTP, now, a)
+		if err != nil {
+			return nil, nil, err
 		}
-		return map[string]any{"methods": []any{"totp"}, "auth_time": now.UnixNano()}, nil
+		return map[string]any{"methods": []any{"totp"}, "auth_time": now.UnixNano()}, &code, nil
 	}
 	if len(c.MFA.Methods) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	methods := make([]any, len(c.MFA.Methods))
 	for i, m := range c.MFA.Methods {
@@ -73,7 +64,7 @@ func (s *Service) mfa(ctx context.Context, c Caller, ev *MFAEvidence, now time.T
 	if !c.MFA.AuthTime.IsZero() {
 		authTime = c.MFA.AuthTime.UnixNano()
 	}
-	return map[string]any{"methods": methods, "auth_time": authTime}, nil
+	return map[string]any{"methods": methods, "auth_time": authTime}, nil, nil
 }
 
 func ticketInput(t *store.Ticket) any {
@@ -129,7 +120,7 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 		return store.Activation{}, err
 	}
 
-	mfa, err := s.mfa(ctx, c, r.MFA, now, event)
+	mfa, code, err := s.mfa(ctx, c, r.MFA, now, event)
 	if err != nil {
 		return store.Activation{}, err
 	}
@@ -188,6 +179,11 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 		act.Status = store.Scheduled
 	default:
 		start(&act, now, duration)
+	}
+	if code != nil {
+		if err := s.useTOTP(ctx, c, *code); err != nil {
+			return store.Activation{}, err
+		}
 	}
 	act, err = s.store.CreateActivation(ctx, act)
 	if err != nil {
@@ -452,8 +448,9 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 	if err != nil || extra <= 0 {
 		return store.Activation{}, invalid("duration %q is not a positive duration such as 30m", r.Duration)
 	}
-	var mfaChecked bool
+	var mfaChecked, codeUsed bool
 	var mfa any
+	var code *identity.Accepted
 	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
 			return act, notFound(act.ID)
@@ -465,7 +462,7 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 			ActivationID: act.ID, RequestID: c.RequestID, Justification: r.Justification}
 		if !mfaChecked {
 			// A TOTP code is good once: a retry reuses the first check.
-			if mfa, err = s.mfa(ctx, c, r.MFA, now, event); err != nil {
+			if mfa, code, err = s.mfa(ctx, c, r.MFA, now, event); err != nil {
 				return act, err
 			}
 			mfaChecked = true
@@ -501,6 +498,12 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 			event.Type, event.Violations = audit.PolicyDenied, v
 			s.record(ctx, event)
 			return act, &DeniedError{What: "extension", Violations: v}
+		}
+		if code != nil && !codeUsed {
+			if err := s.useTOTP(ctx, c, *code); err != nil {
+				return act, err
+			}
+			codeUsed = true
 		}
 		act.ExpiresAt = ptr(act.ExpiresAt.Add(extra))
 		return act, nil
