@@ -56,8 +56,10 @@ type JWTConfig struct {
 
 // StaticToken is one accepted static bearer token.
 type StaticToken struct {
-	// Name is the principal (kind user, lowercased) or the client's name
-	// (kind client) that the token authenticates as.
+	// Name is the principal (kind user, in its canonical lower case) or
+	// the client's name (kind client) that the token authenticates as.
+	// Both must pass ParsePrincipal, and no user may share a name with a
+	// client.
 	Name string `json:"name" yaml:"name"`
 	// Kind is user or client.
 	Kind Kind `json:"kind" yaml:"kind"`
@@ -153,6 +155,7 @@ func (c Config) Validate() error {
 		}
 	}
 	seen := map[string]int{}
+	kinds := map[string]int{} // canonical name -> first entry
 	for i, st := range c.StaticTokens {
 		field := fmt.Sprintf("identity.static_tokens[%d]", i)
 		if strings.TrimSpace(st.Name) == "" {
@@ -163,6 +166,18 @@ func (c Config) Validate() error {
 		}
 		if st.Kind != User && st.Kind != Client {
 			return fieldErr(field+".kind", "%q is not user or client", st.Kind)
+		}
+		canonical, err := ParsePrincipal(st.Name)
+		if err != nil {
+			return &FieldError{Field: field + ".name", Err: err}
+		}
+		// Users and decision clients are different kinds of caller: one
+		// name for both would let either be taken for the other.
+		if j, clash := kinds[canonical]; clash && c.StaticTokens[j].Kind != st.Kind {
+			return fieldErr(field+".name", "%q is the name of a %s (identity.static_tokens[%d]): a user and a client may not share a name", st.Name, c.StaticTokens[j].Kind, j)
+		}
+		if _, ok := kinds[canonical]; !ok {
+			kinds[canonical] = i
 		}
 		sum, err := decodeSHA256(st.SHA256)
 		if err != nil {

@@ -444,3 +444,44 @@ func TestJWTAudienceChecked(t *testing.T) {
 		})
 	}
 }
+
+// A JWT whose email holds the Kelvin sign (U+212A) is refused with 401: it
+// does not become Kate and does not receive her eligibility. Look-alike
+// principals in bodies and query parameters are refused with 422, never
+// mapped. (Issue 11, item 2: before, "\u212Aate@..." was lower-cased into
+// "kate@..." and saw Kate's roles.)
+func TestPrincipalKelvinSignRefused(t *testing.T) {
+	t.Parallel()
+	const kate = "kate@perparims.example"
+	idp := newTestIDP(t)
+	e := startEnv(t, harness.Redis(t), envOptions{Identity: idp.config("")})
+	e.assign(t, kate, "test-role", "/", "eligible")
+	if eligible, _, _ := e.myRoles(t, idp.bearer(t, "Kate@perparims.example", nil)); len(eligible) != 1 {
+		t.Fatalf("Kate's eligible roles %v", eligible)
+	}
+	for name, email := range map[string]string{
+		"Kelvin sign":       "\u212Aate@perparims.example",
+		"full-width k":      "\uFF4Bate@perparims.example",
+		"zero-width space":  "k\u200Bate@perparims.example",
+		"bidi override":     "kate@perparims.example\u202E",
+		"trailing space":    "kate@perparims.example ",
+		"combining diaeres": "kate\u0308@perparims.example",
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := e.callAuth(t, "GET", "/v1/me/roles", idp.bearer(t, email, nil), nil)
+			wantError(t, r, 401, "unauthenticated")
+			if strings.Contains(r.Raw, "test-role") {
+				t.Fatalf("a look-alike sees Kate's roles: %s", r.Raw)
+			}
+			before := e.state(t)
+			wantError(t, e.call(t, "POST", "/v1/assignments", "perparim", map[string]any{
+				"principal": email, "role": "test-role", "scope": "/", "type": "eligible", "justification": why,
+			}), 422, "invalid_value")
+			wantError(t, e.call(t, "GET", "/v1/assignments"+q("principal", email), "perparim", nil), 422, "invalid_value")
+			wantError(t, e.call(t, "GET", "/v1/audit"+q("principal", email), "perparim", nil), 422, "invalid_value")
+			wantError(t, e.call(t, "POST", "/v1/authorize", "gateway", map[string]any{"subject": email, "action": "test.run", "scope": "/"}), 422, "invalid_value")
+			wantError(t, e.call(t, "POST", "/v1/mfa/totp/invites", "perparim", map[string]any{"principal": email}), 422, "invalid_value")
+			e.unchanged(t, before)
+		})
+	}
+}
