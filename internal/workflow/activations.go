@@ -33,6 +33,8 @@ type ActivationRequest struct {
 // changed the same activation first.
 const retries = 8
 
+// user refuses decision clients: they decide, and never act on a
+// principal's own requests, roles or audit trail, even one of the same name.
 func (s *Service) user(c Caller, what string) error {
 	if c.Kind != identity.User {
 		return fmt.Errorf("%w: a decision client cannot %s", ErrForbidden, what)
@@ -384,6 +386,9 @@ func end(act store.Activation, status store.Status, by, reason string, now time.
 
 // Cancel withdraws the caller's own pending or scheduled request.
 func (s *Service) Cancel(ctx context.Context, c Caller, id, reason string) (store.Activation, error) {
+	if err := s.user(c, "cancel"); err != nil {
+		return store.Activation{}, err
+	}
 	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
 			return act, notFound(act.ID)
@@ -405,6 +410,9 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id, reason string) (stor
 // Deactivate ends a live elevation early: its holder may, and so may an
 // admin of its scope.
 func (s *Service) Deactivate(ctx context.Context, c Caller, id, reason string) (store.Activation, error) {
+	if err := s.user(c, "deactivate"); err != nil {
+		return store.Activation{}, err
+	}
 	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
 			ok, err := s.admin(ctx, c, "activations.deactivate", act.Scope, now)

@@ -157,9 +157,12 @@ const (
 	StateExpired  AssignmentState = "expired"  // assignments whose end has passed
 )
 
-// ListAssignments lists assignments. Admins see everyone's; others see
-// their own.
+// ListAssignments lists assignments. Admins see everyone's; other users see
+// their own; decision clients none.
 func (s *Service) ListAssignments(ctx context.Context, c Caller, principal, role string, state AssignmentState) ([]store.Assignment, error) {
+	if err := s.user(c, "list assignments"); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	if principal != "" {
 		var err error

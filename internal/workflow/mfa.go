@@ -209,8 +209,11 @@ func (s *Service) useTOTP(ctx context.Context, c Caller, code identity.Accepted)
 }
 
 // Audit reads audit events: all of them for admins, the caller's own for
-// anyone else.
+// other users, none for decision clients.
 func (s *Service) Audit(ctx context.Context, c Caller, f audit.Filter) ([]audit.Event, error) {
+	if err := s.user(c, "read the audit trail"); err != nil {
+		return nil, err
+	}
 	if f.Type != "" && !f.Type.Known() {
 		return nil, invalid("type %q is not an audit event type", f.Type)
 	}

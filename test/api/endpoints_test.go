@@ -74,9 +74,10 @@ func TestAssignments(t *testing.T) {
 
 	var eligibleID string
 	t.Run("create eligible", func(t *testing.T) {
-		// Principals are canonical: trimmed and lowercased.
+		// Principals are canonical: lowercased (white space is refused,
+		// never trimmed).
 		a := e.call(t, "POST", "/v1/assignments", "perparim", map[string]any{
-			"principal": " Alex.Johnson@Perparims.EXAMPLE ", "role": "test-role", "scope": "/", "justification": why,
+			"principal": "Alex.Johnson@Perparims.EXAMPLE", "role": "test-role", "scope": "/", "justification": why,
 		}).Want(t, 201)
 		eligibleID = a["id"].(string)
 		if !strings.HasPrefix(eligibleID, "asg_") || a["principal"] != alex || a["type"] != "eligible" || a["scope"] != "/" ||

@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/test/elevatetest"
 	"github.com/elevatepdp/elevate/test/harness"
 )
@@ -484,4 +485,69 @@ func TestPrincipalKelvinSignRefused(t *testing.T) {
 			e.unchanged(t, before)
 		})
 	}
+}
+
+// A decision client cannot act on the requests, roles or audit trail of a
+// user of the same name. Configuration refuses one name for both, and a JWT
+// user named as a client is refused, so the user "edge" here acts on one
+// server, and the client "edge" comes with a second server on the same
+// store. (Issue 11, item 3: before, the client listed, audited, cancelled
+// and deactivated the user's things.)
+func TestClientCannotActAsSameNamedUser(t *testing.T) {
+	t.Parallel()
+	const name = "edge"
+	idp := newTestIDP(t)
+	r := harness.Redis(t)
+	a := startEnv(t, r, envOptions{Identity: idp.config("sub")})
+	person := idp.bearer(t, "unused@perparims.example", map[string]any{"sub": name})
+	a.assign(t, name, "test-role", "/", "eligible")
+	live := a.callAuth(t, "POST", "/v1/activations", person, map[string]any{"role": "test-role"}).Want(t, 201)["id"].(string)
+	scheduled := a.callAuth(t, "POST", "/v1/activations", person, map[string]any{
+		"role": "test-role", "scope": nyOffice, "start": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+	}).Want(t, 202)["id"].(string)
+
+	clientToken := "elv_edge-client-token-for-this-test-only-0123456789"
+	cfg := fmt.Sprintf("identity:\n%s  static_tokens:\n  - {name: %q, kind: client, sha256: %q}\n", idp.config("sub"), name, identity.HashToken(clientToken))
+	roleFile := filepath.Join(t.TempDir(), "test-role.json")
+	if err := os.WriteFile(roleFile, []byte(testRoleJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := harness.RepoRoot(t)
+	b := &env{Server: elevatetest.Start(t, elevatetest.Options{Demo: true, RedisURL: r.URL, Config: cfg,
+		Args: []string{"--watch=false", filepath.Join(root, "policies"), filepath.Join(root, "bundles", "demo"), roleFile}})}
+	client := "Bearer " + clientToken
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/v1/me/roles"},
+		{"GET", "/v1/assignments"},
+		{"GET", "/v1/assignments" + q("principal", name)},
+		{"GET", "/v1/activations"},
+		{"GET", "/v1/activations" + q("principal", name)},
+		{"GET", "/v1/activations/" + live},
+		{"GET", "/v1/activations/" + noSuchActivation}, // the same answer: nothing told
+		{"GET", "/v1/audit"},
+		{"GET", "/v1/audit" + q("principal", name)},
+		{"POST", "/v1/activations/" + scheduled + "/cancel"},
+		{"POST", "/v1/activations/" + live + "/deactivate"},
+		{"POST", "/v1/mfa/totp/enroll"},
+	} {
+		resp := b.callAuth(t, c.method, c.path, client, nil)
+		if resp.Status != http.StatusForbidden || resp.Body["code"] != "forbidden" {
+			t.Errorf("%s %s as the client: %s", c.method, c.path, resp)
+		}
+		if strings.Contains(resp.Raw, live) && !strings.HasSuffix(c.path, live) || strings.Contains(resp.Raw, "test-role") {
+			t.Errorf("%s %s shows the user's things: %s", c.method, c.path, resp.Raw)
+		}
+	}
+	// Both are as they were, and the user is still the one who may end them.
+	acts := list(t, b.call(t, "GET", "/v1/activations"+q("principal", name), "perparim", nil).Want(t, 200), "activations")
+	status := map[string]any{}
+	for _, act := range acts {
+		status[act["id"].(string)] = act["status"]
+	}
+	if status[live] != "active" || status[scheduled] != "scheduled" {
+		t.Fatalf("the user's activations %v", status)
+	}
+	// On the second server, the JWT user named as a client is refused.
+	wantError(t, b.callAuth(t, "GET", "/v1/me/roles", person, nil), 401, "unauthenticated")
+	a.callAuth(t, "POST", "/v1/activations/"+live+"/deactivate", person, nil).Want(t, 200)
 }
