@@ -40,8 +40,8 @@ type MFA struct {
 
 // Identity is an authenticated caller.
 type Identity struct {
-	// Principal is the lowercased principal of a user, or the configured
-	// name of a client.
+	// Principal is the canonical principal of a user (see ParsePrincipal),
+	// or the configured name of a client; the two never coincide.
 	Principal string
 	// Kind says whether the caller is a person or a decision client.
 	Kind Kind

@@ -156,3 +156,35 @@ func TestJWTUserNamedAsClientRefused(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParsePrincipal: no input panics; what is accepted is canonical (a
+// second parse gives it back), within the bound, free of white space and
+// control characters, and stable under PRECIS (nothing accepted would be
+// mapped onto something else).
+func FuzzParsePrincipal(f *testing.F) {
+	for _, s := range []string{
+		"sophia.davis@perparims.example", "Sophia.Davis@PerParims.example", "gateway", "\u212Aate@x",
+		"\uFF4Bate@x", "ka\u200Bte@x", "kate\u202E@x", "zoe\u0308@x", "zoë@x", "ΣΟΦΙΑ@x", "a b", " a", "a\n",
+		"{sophia@x}", "sophia%40x", strings.Repeat("a", MaxPrincipalLen+1), "\xff", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParsePrincipal(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadPrincipal) {
+				t.Fatalf("error %v does not wrap ErrBadPrincipal", err)
+			}
+			return
+		}
+		if got == "" || len(s) > MaxPrincipalLen {
+			t.Fatalf("accepted %q as %q", s, got)
+		}
+		if strings.ContainsFunc(got, func(r rune) bool { return r <= ' ' || r == 0x7f || r == 0xfffd }) {
+			t.Fatalf("accepted %q holds a space or control character", got)
+		}
+		if again, err := ParsePrincipal(got); err != nil || again != got {
+			t.Fatalf("%q gave %q, which parses as %q, %v", s, got, again, err)
+		}
+	})
+}
