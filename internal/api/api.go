@@ -61,6 +61,8 @@ func (a *API) Register(r gin.IRouter) {
 	v1.POST("/activations/:id/:action", a.act)
 	v1.GET("/approvals", a.approvals)
 	v1.POST("/mfa/totp/enroll", a.enrollTOTP)
+	v1.POST("/mfa/totp/invites", a.inviteTOTP)
+	v1.DELETE("/mfa/totp/:principal", a.resetTOTP)
 	v1.POST("/authorize", a.authorize)
 	v1.GET("/audit", a.audit)
 }
@@ -403,17 +405,46 @@ func (a *API) approvals(c *gin.Context) {
 }
 
 func (a *API) enrollTOTP(c *gin.Context) {
-	var r workflow.MFAEvidence
+	var r workflow.EnrollRequest
 	if c.Request.ContentLength != 0 && !a.bind(c, &r) {
 		return
 	}
-	en, err := a.wf.EnrollTOTP(c.Request.Context(), caller(c), r.TOTP)
+	en, err := a.wf.EnrollTOTP(c.Request.Context(), caller(c), r)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, gin.H{"secret": en.Secret, "url": en.URL})
+}
+
+// inviteBody is the body of POST /v1/mfa/totp/invites.
+type inviteBody struct {
+	Principal string `json:"principal"`
+}
+
+// inviteTOTP issues an enrolment invite; its code is in this answer only.
+func (a *API) inviteTOTP(c *gin.Context) {
+	var r inviteBody
+	if !a.bind(c, &r) {
+		return
+	}
+	inv, err := a.wf.InviteTOTP(c.Request.Context(), caller(c), r.Principal)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusCreated, inv)
+}
+
+func (a *API) resetTOTP(c *gin.Context) {
+	p, err := a.wf.ResetTOTP(c.Request.Context(), caller(c), c.Param("principal"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"principal": p, "reset": true})
 }
 
 func (a *API) authorize(c *gin.Context) {

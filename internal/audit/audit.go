@@ -32,6 +32,11 @@ const (
 	TimedOut            Type = "activation.timed_out"
 	Revoked             Type = "activation.revoked"
 	TOTPEnrolled        Type = "mfa.totp_enrolled"
+	// TOTPInvited: an administrator issued an enrolment invite (Principal
+	// is the invitee, ExpiresAt its end).
+	TOTPInvited Type = "mfa.totp_invited"
+	// TOTPReset: an administrator removed a principal's TOTP secret.
+	TOTPReset Type = "mfa.totp_reset"
 )
 
 // Types are all the event types, so a filter naming another can be refused
@@ -39,6 +44,7 @@ const (
 var Types = []Type{
 	AssignmentCreated, AssignmentRemoved, ActivationRequested, MFAFailed, PolicyDenied, Approved, Denied,
 	Cancelled, Activated, Deactivated, Extended, Expired, TimedOut, Revoked, TOTPEnrolled,
+	TOTPInvited, TOTPReset,
 }
 
 // Known reports whether t is one of Types.

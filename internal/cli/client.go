@@ -867,24 +867,25 @@ func anchored(a *audit.Anchor) string {
 func newTOTPCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "totp",
-		Short: "Enrol in TOTP, or compute a code",
+		Short: "Enrol in TOTP, invite or reset others, or compute a code",
 	}
-	cmd.AddCommand(newTOTPEnrollCmd(), newTOTPCodeCmd())
+	cmd.AddCommand(newTOTPEnrollCmd(), newTOTPInviteCmd(), newTOTPResetCmd(), newTOTPCodeCmd())
 	return cmd
 }
 
 func newTOTPEnrollCmd() *cobra.Command {
-	var current string
+	var current, invite string
 	cmd := apiCommand(&cobra.Command{
 		Use:   "enroll",
 		Short: "Get a new TOTP secret (printed this once)",
 		Long: `Get a new TOTP secret for your authenticator app. The secret and its
-otpauth:// URL are printed this once and kept nowhere else you can read. If
-you are already enrolled, prove it with --totp and the current code; the old
-secret stops working at once.`,
+otpauth:// URL are printed this once and kept nowhere else you can read. A
+first enrolment needs the single-use invite an administrator issued to you
+(elevate totp invite) in --invite. If you are already enrolled, prove it with
+--totp and the current code instead; the old secret stops working at once.`,
 		Args: args(cobra.NoArgs),
 	}, func(ctx context.Context, c *client.Client, p printer, _ []string) error {
-		en, err := c.EnrollTOTP(ctx, current)
+		en, err := c.EnrollTOTP(ctx, workflow.EnrollRequest{Invite: invite, TOTP: current})
 		if err != nil {
 			return err
 		}
@@ -897,7 +898,53 @@ secret stops working at once.`,
 		})
 	})
 	cmd.Flags().StringVar(&current, "totp", "", "current TOTP code, when already enrolled")
+	cmd.Flags().StringVar(&invite, "invite", "", "enrolment invite an administrator issued to you")
 	return cmd
+}
+
+func newTOTPInviteCmd() *cobra.Command {
+	return apiCommand(&cobra.Command{
+		Use:   "invite PRINCIPAL",
+		Short: "Issue a single-use TOTP enrolment invite (printed this once)",
+		Long: `Issue a single-use TOTP enrolment invite for PRINCIPAL, as an administrator
+(mfa.manage). Hand the code to the principal out of band; they enrol with
+elevate totp enroll --invite CODE before it expires. A newer invite replaces
+an older one. Nobody may invite themselves.`,
+		Args: args(cobra.ExactArgs(1)),
+	}, func(ctx context.Context, c *client.Client, p printer, a []string) error {
+		inv, err := c.InviteTOTP(ctx, a[0])
+		if err != nil {
+			return err
+		}
+		if !p.json {
+			fmt.Fprintln(p.note, "elevate: this invite is shown once: hand it to "+inv.Principal+" out of band")
+		}
+		return p.print(inv, func(t *table) {
+			t.row("principal", inv.Principal)
+			t.row("invite", inv.Code)
+			t.row("expires", inv.ExpiresAt.Format(time.RFC3339))
+		})
+	})
+}
+
+func newTOTPResetCmd() *cobra.Command {
+	return apiCommand(&cobra.Command{
+		Use:   "reset PRINCIPAL",
+		Short: "Remove a principal's TOTP secret",
+		Long: `Remove PRINCIPAL's TOTP secret, as an administrator (mfa.manage), e.g. when
+their device is lost. They enrol again with an invite (elevate totp invite).
+Nobody may reset themselves.`,
+		Args: args(cobra.ExactArgs(1)),
+	}, func(ctx context.Context, c *client.Client, p printer, a []string) error {
+		if err := c.ResetTOTP(ctx, a[0]); err != nil {
+			return err
+		}
+		out := map[string]any{"principal": a[0], "reset": true}
+		return p.print(out, func(t *table) {
+			t.row("principal", a[0])
+			t.row("reset", "yes")
+		})
+	})
 }
 
 func newTOTPCodeCmd() *cobra.Command {

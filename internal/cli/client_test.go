@@ -428,3 +428,27 @@ func TestDemoCredentials(t *testing.T) {
 		elevate("my-roles", "--server", srv.URL, "--token", token).want(t, 0)
 	})
 }
+
+// An administrator resets a principal's TOTP and invites them back; the
+// principal enrols with the invite, once.
+func TestTOTPInviteAndReset(t *testing.T) {
+	srv := elevatetest.Start(t, elevatetest.Options{Demo: true})
+	admin := []string{"--server", srv.URL, "--token", srv.Token(t, "perparim")}
+	alex := []string{"--server", srv.URL, "--token", srv.Token(t, "alex")}
+	alexName := srv.Principal(t, "alex")
+	elevate(append([]string{"totp", "reset", alexName}, admin...)...).want(t, 0)
+	elevate(append([]string{"totp", "invite", alexName}, alex...)...).want(t, 1) // not an admin
+	r := elevate(append([]string{"totp", "invite", alexName, "-o", "json"}, admin...)...).want(t, 0)
+	var inv struct {
+		Principal, Code string
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &inv); err != nil || inv.Principal != alexName || !strings.HasPrefix(inv.Code, "elvinv_") {
+		t.Fatalf("invite printed %q (%v)", r.stdout, err)
+	}
+	r = elevate(append([]string{"totp", "enroll", "--invite", inv.Code, "-o", "json"}, alex...)...).want(t, 0)
+	var en struct{ Secret string }
+	if err := json.Unmarshal([]byte(r.stdout), &en); err != nil || en.Secret == "" {
+		t.Fatalf("enroll printed %q (%v)", r.stdout, err)
+	}
+	elevate(append([]string{"totp", "enroll", "--invite", inv.Code}, alex...)...).want(t, 1)
+}

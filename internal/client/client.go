@@ -340,12 +340,29 @@ func (c *Client) act(ctx context.Context, id, action, justification string) (sto
 	return out, err
 }
 
-// EnrollTOTP gives the caller a new TOTP secret. A caller already enrolled
-// proves the current factor with currentCode.
-func (c *Client) EnrollTOTP(ctx context.Context, currentCode string) (identity.Enrollment, error) {
+// EnrollTOTP gives the caller a new TOTP secret. A first enrolment needs
+// the invite an administrator issued (r.Invite); a caller already enrolled
+// may instead prove the current factor (r.TOTP).
+func (c *Client) EnrollTOTP(ctx context.Context, r workflow.EnrollRequest) (identity.Enrollment, error) {
 	var out identity.Enrollment
-	err := c.call(ctx, http.MethodPost, "/v1/mfa/totp/enroll", nil, workflow.MFAEvidence{TOTP: currentCode}, &out)
+	err := c.call(ctx, http.MethodPost, "/v1/mfa/totp/enroll", nil, r, &out)
 	return out, err
+}
+
+// InviteTOTP issues a single-use TOTP enrolment invite for principal (an
+// administrator's call); its code is in this answer only.
+func (c *Client) InviteTOTP(ctx context.Context, principal string) (identity.Invite, error) {
+	var out identity.Invite
+	body := struct {
+		Principal string `json:"principal"`
+	}{principal}
+	err := c.call(ctx, http.MethodPost, "/v1/mfa/totp/invites", nil, body, &out)
+	return out, err
+}
+
+// ResetTOTP removes principal's TOTP secret (an administrator's call).
+func (c *Client) ResetTOTP(ctx context.Context, principal string) error {
+	return c.call(ctx, http.MethodDelete, "/v1/mfa/totp/"+url.PathEscape(principal), nil, nil, nil)
 }
 
 // Authorize asks whether a subject (the caller when empty) may take an

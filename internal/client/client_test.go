@@ -323,8 +323,8 @@ func TestErrorAnswers(t *testing.T) {
 		t.Fatalf("errors %q; want one about limit", bad.Errors)
 	}
 	// Enrolment needs the current code once enrolled; the demo enrols everyone.
-	wantAPIError(t, ignoreFirst(sophia.EnrollTOTP(ctx, "")), http.StatusForbidden, "policy_denied")
-	en, err := sophia.EnrollTOTP(ctx, srv.TOTP(t, "sophia", 0))
+	wantAPIError(t, ignoreFirst(sophia.EnrollTOTP(ctx, workflow.EnrollRequest{})), http.StatusForbidden, "policy_denied")
+	en, err := sophia.EnrollTOTP(ctx, workflow.EnrollRequest{TOTP: srv.TOTP(t, "sophia", 0)})
 	if err != nil || en.Secret == "" || !strings.HasPrefix(en.URL, "otpauth://totp/") {
 		t.Fatalf("enrol: %+v, %v", en, err)
 	}

@@ -74,8 +74,11 @@ func Setup(ctx context.Context, engine *policy.Engine, st store.Store, totp *ide
 	}
 	now := time.Now().UTC()
 	for _, a := range t.Assignments {
-		principal := strings.ToLower(a.Principal)
-		err := st.CreateAssignment(ctx, store.Assignment{
+		principal, err := identity.ParsePrincipal(a.Principal)
+		if err != nil {
+			return Credentials{}, nil, fmt.Errorf("demo assignment of %q: %w", a.Principal, err)
+		}
+		err = st.CreateAssignment(ctx, store.Assignment{
 			// Fixed ids, so a restart against the same Redis finds them.
 			ID:        "demo-" + strings.SplitN(principal, "@", 2)[0] + "-" + a.Role,
 			Principal: principal, Role: a.Role, Scope: a.Scope, Type: a.Type,
@@ -89,7 +92,10 @@ func Setup(ctx context.Context, engine *policy.Engine, st store.Store, totp *ide
 	var creds Credentials
 	var tokens []identity.StaticToken
 	for _, p := range t.Principals {
-		principal := strings.ToLower(p.Principal)
+		principal, err := identity.ParsePrincipal(p.Principal)
+		if err != nil {
+			return Credentials{}, nil, fmt.Errorf("demo principal %q: %w", p.Principal, err)
+		}
 		token, err := identity.NewToken()
 		if err != nil {
 			return Credentials{}, nil, err

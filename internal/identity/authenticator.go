@@ -24,6 +24,7 @@ var (
 	errMalformed     = unauthenticated("malformed bearer token")
 	errTooLong       = unauthenticated("bearer token too long")
 	errUnknownToken  = unauthenticated("unknown token")
+	errClientName    = unauthenticated("JWT principal is the name of a decision client")
 )
 
 // Authenticator turns Authorization headers into identities. It is safe for
@@ -31,6 +32,9 @@ var (
 type Authenticator struct {
 	static []staticEntry
 	jwt    *jwtVerifier // nil when JWT is not configured
+	// clients are the canonical names of the decision clients: no user
+	// may be one of them.
+	clients map[string]bool
 }
 
 type staticEntry struct {
@@ -69,13 +73,16 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Authenticator, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Authenticator{}
+	a := &Authenticator{clients: map[string]bool{}}
 	for _, st := range cfg.StaticTokens {
 		sum, _ := decodeSHA256(st.SHA256) // checked by Validate
 		e := staticEntry{id: Identity{Principal: st.Name, Kind: st.Kind, Method: MethodStatic}}
 		copy(e.sum[:], sum)
 		if st.Kind == User {
-			e.id.Principal = strings.ToLower(st.Name)
+			e.id.Principal, _ = ParsePrincipal(st.Name) // checked by Validate
+		} else {
+			name, _ := ParsePrincipal(st.Name)
+			a.clients[name] = true
 		}
 		a.static = append(a.static, e)
 	}
@@ -113,7 +120,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 		return id, nil
 	}
 	if a.jwt != nil && strings.Count(token, ".") == 2 {
-		return a.jwt.verify(ctx, token)
+		id, err := a.jwt.verify(ctx, token)
+		if err == nil && a.clients[id.Principal] {
+			// Users and decision clients never share a name, or one
+			// could act on the other's requests and audit trail.
+			return Identity{}, errClientName
+		}
+		return id, err
 	}
 	return Identity{}, errUnknownToken
 }

@@ -199,6 +199,12 @@ func TestConfigValidate(t *testing.T) {
 			wantField: "identity.static_tokens[1].sha256",
 		},
 		"totp issuer with a colon": {change: func(c *Config) { c.TOTP.Issuer = "Perparims: Elevate" }, wantField: "identity.totp.issuer"},
+		"invite ttl":               {change: func(c *Config) { c.TOTP.InviteTTL = Duration(time.Hour) }},
+		"invite ttl at the bound":  {change: func(c *Config) { c.TOTP.InviteTTL = Duration(24 * time.Hour) }},
+		"invite ttl too long":      {change: func(c *Config) { c.TOTP.InviteTTL = Duration(25 * time.Hour) }, wantField: "identity.totp.invite_ttl"},
+		"negative invite ttl":      {change: func(c *Config) { c.TOTP.InviteTTL = Duration(-time.Second) }, wantField: "identity.totp.invite_ttl"},
+		"idp mfa max age too long": {change: func(c *Config) { c.TOTP.IdPMFAMaxAge = Duration(2 * time.Hour) }, wantField: "identity.totp.idp_mfa_max_age"},
+		"negative idp mfa max age": {change: func(c *Config) { c.TOTP.IdPMFAMaxAge = Duration(-time.Second) }, wantField: "identity.totp.idp_mfa_max_age"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

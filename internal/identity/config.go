@@ -56,8 +56,10 @@ type JWTConfig struct {
 
 // StaticToken is one accepted static bearer token.
 type StaticToken struct {
-	// Name is the principal (kind user, lowercased) or the client's name
-	// (kind client) that the token authenticates as.
+	// Name is the principal (kind user, in its canonical lower case) or
+	// the client's name (kind client) that the token authenticates as.
+	// Both must pass ParsePrincipal, and no user may share a name with a
+	// client.
 	Name string `json:"name" yaml:"name"`
 	// Kind is user or client.
 	Kind Kind `json:"kind" yaml:"kind"`
@@ -72,6 +74,31 @@ type TOTPConfig struct {
 	// Issuer is the name authenticator apps show next to the account;
 	// empty means "Elevate".
 	Issuer string `json:"issuer,omitempty" yaml:"issuer,omitempty"`
+	// InviteTTL is how long an enrolment invite (POST
+	// /v1/mfa/totp/invites) stays good; zero means 15m, and at most 24h
+	// is accepted: an invite travels out of band and should not linger.
+	InviteTTL Duration `json:"invite_ttl,omitempty" yaml:"invite_ttl,omitempty"`
+	// IdPMFAMaxAge lets a user whose JWT says they signed in with a second
+	// factor (amr mfa, otp, hwk, ...) at most this long ago enrol without
+	// an invite; zero means 10m, and at most 1h is accepted.
+	IdPMFAMaxAge Duration `json:"idp_mfa_max_age,omitempty" yaml:"idp_mfa_max_age,omitempty"`
+	// RequireInvite makes an invite the only way to a first enrolment,
+	// even for a JWT carrying MFA evidence.
+	RequireInvite bool `json:"require_invite,omitempty" yaml:"require_invite,omitempty"`
+}
+
+// withDefaults returns a copy with empty fields set to their defaults.
+func (t TOTPConfig) withDefaults() TOTPConfig {
+	if t.Issuer == "" {
+		t.Issuer = DefaultTOTPIssuer
+	}
+	if t.InviteTTL == 0 {
+		t.InviteTTL = Duration(DefaultInviteTTL)
+	}
+	if t.IdPMFAMaxAge == 0 {
+		t.IdPMFAMaxAge = Duration(DefaultIdPMFAMaxAge)
+	}
+	return t
 }
 
 // Defaults applied by New and NewTOTP to fields left empty.
@@ -79,6 +106,11 @@ const (
 	DefaultPrincipalClaim = "email"
 	DefaultLeeway         = 30 * time.Second
 	DefaultTOTPIssuer     = "Elevate"
+	DefaultInviteTTL      = 15 * time.Minute
+	DefaultIdPMFAMaxAge   = 10 * time.Minute
+
+	maxInviteTTL    = 24 * time.Hour
+	maxIdPMFAMaxAge = time.Hour
 
 	// maxLeeway bounds Leeway: a larger skew would quietly extend the life
 	// of every token.
@@ -123,6 +155,7 @@ func (c Config) Validate() error {
 		}
 	}
 	seen := map[string]int{}
+	kinds := map[string]int{} // canonical name -> first entry
 	for i, st := range c.StaticTokens {
 		field := fmt.Sprintf("identity.static_tokens[%d]", i)
 		if strings.TrimSpace(st.Name) == "" {
@@ -133,6 +166,18 @@ func (c Config) Validate() error {
 		}
 		if st.Kind != User && st.Kind != Client {
 			return fieldErr(field+".kind", "%q is not user or client", st.Kind)
+		}
+		canonical, err := ParsePrincipal(st.Name)
+		if err != nil {
+			return &FieldError{Field: field + ".name", Err: err}
+		}
+		// Users and decision clients are different kinds of caller: one
+		// name for both would let either be taken for the other.
+		if j, clash := kinds[canonical]; clash && c.StaticTokens[j].Kind != st.Kind {
+			return fieldErr(field+".name", "%q is the name of a %s (identity.static_tokens[%d]): a user and a client may not share a name", st.Name, c.StaticTokens[j].Kind, j)
+		}
+		if _, ok := kinds[canonical]; !ok {
+			kinds[canonical] = i
 		}
 		sum, err := decodeSHA256(st.SHA256)
 		if err != nil {
@@ -149,6 +194,18 @@ func (c Config) Validate() error {
 		// The otpauth:// label is "issuer:account"; a colon in the issuer
 		// makes authenticator apps split it in the wrong place.
 		return fieldErr("identity.totp.issuer", "must not contain ':'")
+	}
+	for _, d := range []struct {
+		field string
+		v     Duration
+		max   time.Duration
+	}{
+		{"identity.totp.invite_ttl", c.TOTP.InviteTTL, maxInviteTTL},
+		{"identity.totp.idp_mfa_max_age", c.TOTP.IdPMFAMaxAge, maxIdPMFAMaxAge},
+	} {
+		if d.v < 0 || time.Duration(d.v) > d.max {
+			return fieldErr(d.field, "must be between 0 (the default) and %s", d.max)
+		}
 	}
 	return nil
 }

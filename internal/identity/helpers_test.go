@@ -27,7 +27,14 @@ type memSecrets struct {
 	secrets  map[string]string
 	used     map[string]time.Time // principal/counter → expiry
 	failures map[string]failures
+	wrong    map[string]failures
+	invites  map[string]invite
 	now      func() time.Time
+}
+
+type invite struct {
+	sum   string
+	until time.Time
 }
 
 type failures struct {
@@ -36,7 +43,8 @@ type failures struct {
 }
 
 func newMemSecrets() *memSecrets {
-	return &memSecrets{secrets: map[string]string{}, used: map[string]time.Time{}, failures: map[string]failures{}, now: time.Now}
+	return &memSecrets{secrets: map[string]string{}, used: map[string]time.Time{}, failures: map[string]failures{},
+		wrong: map[string]failures{}, invites: map[string]invite{}, now: time.Now}
 }
 
 func (m *memSecrets) PutTOTPSecret(_ context.Context, principal, secret string) error {
@@ -87,6 +95,54 @@ func (m *memSecrets) TOTPAttemptOK(_ context.Context, principal string) error {
 		m.failures[principal] = f
 	}
 	return nil
+}
+
+func (m *memSecrets) DeleteTOTPSecret(_ context.Context, principal string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.secrets[principal]
+	delete(m.secrets, principal)
+	return ok, nil
+}
+
+func (m *memSecrets) PutTOTPInvite(_ context.Context, principal, sum string, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.invites[principal] = invite{sum: sum, until: m.now().Add(ttl)}
+	return nil
+}
+
+func (m *memSecrets) ConsumeTOTPInvite(_ context.Context, principal, sum string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	inv, ok := m.invites[principal]
+	if !ok || inv.sum != sum || !m.now().Before(inv.until) {
+		return false, nil
+	}
+	delete(m.invites, principal)
+	return true, nil
+}
+
+func (m *memSecrets) TOTPFailure(_ context.Context, principal string, window time.Duration) (int, time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.wrong[principal]
+	if !m.now().Before(f.until) {
+		f = failures{until: m.now().Add(window)}
+	}
+	f.n++
+	m.wrong[principal] = f
+	return f.n, f.until, nil
+}
+
+func (m *memSecrets) TOTPFailures(_ context.Context, principal string) (int, time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.wrong[principal]
+	if !m.now().Before(f.until) {
+		return 0, time.Time{}, nil
+	}
+	return f.n, f.until, nil
 }
 
 var _ Secrets = (*memSecrets)(nil)

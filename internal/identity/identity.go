@@ -40,8 +40,8 @@ type MFA struct {
 
 // Identity is an authenticated caller.
 type Identity struct {
-	// Principal is the lowercased principal of a user, or the configured
-	// name of a client.
+	// Principal is the canonical principal of a user (see ParsePrincipal),
+	// or the configured name of a client; the two never coincide.
 	Principal string
 	// Kind says whether the caller is a person or a decision client.
 	Kind Kind
@@ -71,8 +71,11 @@ var (
 	// ErrReplay: the TOTP code was right but has already been used.
 	ErrReplay = errors.New("totp: code already used")
 	// ErrLocked: too many wrong codes; the principal's codes are refused
-	// for a while.
+	// for a while. It comes as a *LockedError saying until when.
 	ErrLocked = errors.New("totp: too many wrong codes, try again later")
+	// ErrBusy: too many codes of the principal are being checked at once
+	// for this one to be looked at; nothing is wrong with it.
+	ErrBusy = errors.New("totp: too many codes at once, try again in a moment")
 )
 
 // unauthenticated builds an ErrUnauthenticated that says why. The reason is

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/lestrrat-go/httprc/v3"
 	"github.com/lestrrat-go/httprc/v3/errsink"
@@ -33,9 +32,6 @@ const (
 	// naming an unknown key: it makes key rotation at the IdP seamless, but
 	// must not let anyone make us hammer the IdP with made-up kids.
 	jwksMissRefreshGap = time.Minute
-	// maxPrincipalLen bounds the principal claim; an email address is at
-	// most 254 characters.
-	maxPrincipalLen = 320
 )
 
 var (
@@ -224,9 +220,12 @@ func (v *jwtVerifier) principal(tok jwt.Token) (string, error) {
 		return "", unauthenticated(fmt.Sprintf("JWT %q claim is not a string", v.claim))
 	case strings.TrimSpace(s) == "":
 		return "", unauthenticated(fmt.Sprintf("JWT %q claim is empty", v.claim))
-	case len(s) > maxPrincipalLen || s != strings.TrimSpace(s) || strings.ContainsFunc(s, unicode.IsControl):
-		// The principal ends up in audit records, log lines and store
-		// keys; refuse what could forge or break them.
+	}
+	// The principal ends up in audit records, log lines and store keys,
+	// and is compared with assignments: refuse what could forge or break
+	// them, and look-alikes that would be merged with another principal.
+	principal, err := ParsePrincipal(s)
+	if err != nil {
 		return "", unauthenticated(fmt.Sprintf("JWT %q claim is not a valid principal", v.claim))
 	}
 	if v.claim == "email" {
@@ -237,7 +236,7 @@ func (v *jwtVerifier) principal(tok jwt.Token) (string, error) {
 			return "", errEmailUnverified
 		}
 	}
-	return strings.ToLower(s), nil
+	return principal, nil
 }
 
 // mfa reads amr (RFC 8176) and auth_time (OIDC Core). Both are optional, but

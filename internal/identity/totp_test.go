@@ -158,10 +158,11 @@ func (f *inFlight) TOTPAttempt(ctx context.Context, principal string, window tim
 }
 
 // A burst of requests carrying the right code, more of them at once than
-// the lockout allows, is refused beyond the first (replays, or locked while
-// too many are in flight) but leaves no count behind: no wrong code was
-// given, so the principal is not locked out afterwards.
-func TestTOTPBurstOfRightCodesLeavesNoLockout(t *testing.T) {
+// the lockout allows, is refused beyond the first (replays, or busy while
+// too many are in flight) but never as a lockout, and leaves no count
+// behind: no wrong code was given, so the principal is not locked out
+// afterwards.
+func TestTOTPBurstOfRightCodeIsNotLockout(t *testing.T) {
 	const principal = "sophia.davis@perparims.example"
 	const burst = 2 * maxTOTPFailures
 	now := time.Unix(1_760_000_015, 0)
@@ -184,20 +185,77 @@ func TestTOTPBurstOfRightCodesLeavesNoLockout(t *testing.T) {
 			counts["ok"]++
 		case errors.Is(err, ErrReplay):
 			counts["replay"]++
+		case errors.Is(err, ErrBusy):
+			counts["busy"]++
 		case errors.Is(err, ErrLocked):
 			counts["locked"]++
 		default:
 			t.Fatalf("unexpected error %v", err)
 		}
 	}
-	if counts["ok"] != 1 || counts["locked"] != burst-maxTOTPFailures {
-		t.Fatalf("answers %v; want one accepted and %d locked of %d in flight", counts, burst-maxTOTPFailures, burst)
+	if counts["ok"] != 1 || counts["busy"] != burst-maxTOTPFailures || counts["locked"] != 0 {
+		t.Fatalf("answers %v; want one accepted, %d busy of %d in flight, none locked", counts, burst-maxTOTPFailures, burst)
 	}
 
 	secrets.arrived.Add(1)
 	next := now.Add(30 * time.Second)
 	if err := tt.Verify(context.Background(), principal, codeAt(t, secret, next), next); err != nil {
 		t.Fatalf("the next right code after the burst: %v", err)
+	}
+}
+
+// A right code checked for a request that is then refused for another
+// reason is not used up: it works for the next request (item 4 of issue
+// 11). Use uses it up, once.
+func TestTOTPCheckDoesNotUseTheCode(t *testing.T) {
+	const principal = "sophia.davis@perparims.example"
+	now := time.Unix(1_760_000_015, 0)
+	secrets := newMemSecrets()
+	secrets.now = func() time.Time { return now }
+	tt := NewTOTP(secrets, TOTPConfig{})
+	secret := enrolled(t, tt, principal)
+	code := codeAt(t, secret, now)
+	for i := range 2 * maxTOTPFailures {
+		if _, err := tt.Check(context.Background(), principal, code, now); err != nil {
+			t.Fatalf("check %d of a right code: %v", i, err)
+		}
+	}
+	a, err := tt.Check(context.Background(), principal, code, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tt.Use(context.Background(), a); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	if err := tt.Use(context.Background(), a); !errors.Is(err, ErrReplay) {
+		t.Fatalf("second use: %v, want ErrReplay", err)
+	}
+	if err := tt.Use(context.Background(), Accepted{}); err == nil {
+		t.Fatal("used a code that was never accepted")
+	}
+}
+
+// A lockout says how many wrong codes caused it and until when.
+func TestTOTPLockedSaysUntil(t *testing.T) {
+	now := time.Unix(1_760_000_015, 0)
+	secrets := newMemSecrets()
+	secrets.now = func() time.Time { return now }
+	tt := NewTOTP(secrets, TOTPConfig{})
+	secret := enrolled(t, tt, "a")
+	wrong := "000000"
+	if codeAt(t, secret, now) == wrong {
+		wrong = "111111"
+	}
+	for range maxTOTPFailures {
+		_ = tt.Verify(context.Background(), "a", wrong, now)
+	}
+	_, err := tt.Check(context.Background(), "a", codeAt(t, secret, now), now)
+	var locked *LockedError
+	if !errors.As(err, &locked) || !errors.Is(err, ErrLocked) {
+		t.Fatalf("error %v, want a *LockedError", err)
+	}
+	if locked.Failures != maxTOTPFailures || !locked.Until.Equal(now.Add(totpLockout)) {
+		t.Fatalf("locked %+v, want %d failures until %v", locked, maxTOTPFailures, now.Add(totpLockout))
 	}
 }
 
@@ -274,6 +332,24 @@ func (f failingSecrets) TOTPAttempt(context.Context, string, time.Duration) (int
 	return 0, errStoreDown
 }
 func (f failingSecrets) TOTPAttemptOK(context.Context, string) error { return errStoreDown }
+func (f failingSecrets) DeleteTOTPSecret(context.Context, string) (bool, error) {
+	return false, errStoreDown
+}
+func (f failingSecrets) PutTOTPInvite(context.Context, string, string, time.Duration) error {
+	return errStoreDown
+}
+func (f failingSecrets) ConsumeTOTPInvite(context.Context, string, string) (bool, error) {
+	return false, errStoreDown
+}
+func (f failingSecrets) TOTPFailure(context.Context, string, time.Duration) (int, time.Time, error) {
+	return 0, time.Time{}, errStoreDown
+}
+func (f failingSecrets) TOTPFailures(context.Context, string) (int, time.Time, error) {
+	if f.secret != "" {
+		return 0, time.Time{}, nil
+	}
+	return 0, time.Time{}, errStoreDown
+}
 
 // Wrong codes lock the principal's TOTP for a while: guessing 333,000 codes
 // is not an option.
@@ -306,7 +382,9 @@ func TestTOTPLockout(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := tt.Verify(context.Background(), "c", "000000", now); !errors.Is(err, ErrLocked) {
+			// Only a wrong code was looked at; the rest were locked
+			// or busy.
+			if err := tt.Verify(context.Background(), "c", "000000", now); errors.Is(err, ErrBadCode) {
 				checked.Add(1)
 			}
 		}()
@@ -358,6 +436,111 @@ func TestTOTPStoreErrors(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "not base32") {
 				t.Errorf("error %q contains the secret", err)
+			}
+		})
+	}
+}
+
+// An invite is good once, for its principal, until it expires; a newer one
+// replaces it; only its hash is stored.
+func TestTOTPInvite(t *testing.T) {
+	now := time.Unix(1_760_000_015, 0)
+	secrets := newMemSecrets()
+	secrets.now = func() time.Time { return now }
+	tt := NewTOTP(secrets, TOTPConfig{})
+	ctx := context.Background()
+	inv, err := tt.Invite(ctx, "nina@x", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(inv.Code, invitePrefix) || len(inv.Code) < len(invitePrefix)+22 || !inv.ExpiresAt.Equal(now.Add(DefaultInviteTTL)) {
+		t.Fatalf("invite %+v", inv)
+	}
+	if stored := secrets.invites["nina@x"].sum; stored != HashToken(inv.Code) {
+		t.Fatalf("stored %q, want the code's hash", stored)
+	}
+	for name, tc := range map[string]struct{ principal, code string }{
+		"another principal": {"alex@x", inv.Code},
+		"wrong code":        {"nina@x", invitePrefix + "AAAAAAAAAAAAAAAAAAAAAA"},
+		"no prefix":         {"nina@x", strings.TrimPrefix(inv.Code, invitePrefix)},
+		"empty":             {"nina@x", ""},
+	} {
+		if ok, err := tt.Redeem(ctx, tc.principal, tc.code); ok || err != nil {
+			t.Errorf("%s: redeemed=%v, %v", name, ok, err)
+		}
+	}
+	if ok, err := tt.Redeem(ctx, "nina@x", inv.Code); !ok || err != nil {
+		t.Fatalf("redeem: %v, %v", ok, err)
+	}
+	if ok, _ := tt.Redeem(ctx, "nina@x", inv.Code); ok {
+		t.Fatal("an invite was redeemed twice")
+	}
+
+	old, _ := tt.Invite(ctx, "nina@x", now)
+	newer, _ := tt.Invite(ctx, "nina@x", now)
+	if ok, _ := tt.Redeem(ctx, "nina@x", old.Code); ok {
+		t.Fatal("a replaced invite was redeemed")
+	}
+	now = now.Add(DefaultInviteTTL)
+	if ok, _ := tt.Redeem(ctx, "nina@x", newer.Code); ok {
+		t.Fatal("an expired invite was redeemed")
+	}
+	if _, err := tt.Invite(ctx, "", now); err == nil {
+		t.Fatal("invited an empty principal")
+	}
+	if got := NewTOTP(secrets, TOTPConfig{InviteTTL: Duration(time.Minute)}).InviteTTL(); got != time.Minute {
+		t.Fatalf("configured TTL %v", got)
+	}
+}
+
+func TestTOTPReset(t *testing.T) {
+	tt := NewTOTP(newMemSecrets(), TOTPConfig{})
+	ctx := context.Background()
+	enrolled(t, tt, "a")
+	if removed, err := tt.Reset(ctx, "a"); !removed || err != nil {
+		t.Fatalf("reset: %v, %v", removed, err)
+	}
+	if ok, _ := tt.Enrolled(ctx, "a"); ok {
+		t.Fatal("still enrolled after reset")
+	}
+	if removed, err := tt.Reset(ctx, "a"); removed || err != nil {
+		t.Fatalf("second reset: %v, %v", removed, err)
+	}
+	if _, err := NewTOTP(failingSecrets{}, TOTPConfig{}).Reset(ctx, "a"); !errors.Is(err, errStoreDown) {
+		t.Fatalf("reset, store down: %v", err)
+	}
+}
+
+// Only a JWT saying the user just signed in with a second factor enrols
+// without an invite.
+func TestTOTPEnrolsWithoutInvite(t *testing.T) {
+	now := time.Unix(1_760_000_015, 0)
+	fresh := Identity{Principal: "a", Kind: User, Method: MethodJWT, MFA: MFA{Methods: []string{"pwd", "hwk"}, AuthTime: now.Add(-time.Minute)}}
+	with := func(f func(*Identity)) Identity {
+		id := fresh
+		f(&id)
+		return id
+	}
+	tests := map[string]struct {
+		id   Identity
+		cfg  TOTPConfig
+		want bool
+	}{
+		"fresh hardware key": {id: fresh, want: true},
+		"OTP upper case":     {id: with(func(id *Identity) { id.MFA.Methods = []string{"OTP"} }), want: true},
+		"password only":      {id: with(func(id *Identity) { id.MFA.Methods = []string{"pwd"} })},
+		"no amr":             {id: with(func(id *Identity) { id.MFA.Methods = nil })},
+		"no auth_time":       {id: with(func(id *Identity) { id.MFA.AuthTime = time.Time{} })},
+		"too old":            {id: with(func(id *Identity) { id.MFA.AuthTime = now.Add(-DefaultIdPMFAMaxAge - time.Second) })},
+		"longer max age":     {id: with(func(id *Identity) { id.MFA.AuthTime = now.Add(-30 * time.Minute) }), cfg: TOTPConfig{IdPMFAMaxAge: Duration(time.Hour)}, want: true},
+		"invite required":    {id: fresh, cfg: TOTPConfig{RequireInvite: true}},
+		"static token":       {id: with(func(id *Identity) { id.Method = MethodStatic })},
+		"decision client":    {id: with(func(id *Identity) { id.Kind = Client })},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := NewTOTP(newMemSecrets(), tc.cfg).EnrolsWithoutInvite(tc.id, now); got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -33,6 +33,8 @@ type ActivationRequest struct {
 // changed the same activation first.
 const retries = 8
 
+// user refuses decision clients: they decide, and never act on a
+// principal's own requests, roles or audit trail, even one of the same name.
 func (s *Service) user(c Caller, what string) error {
 	if c.Kind != identity.User {
 		return fmt.Errorf("%w: a decision client cannot %s", ErrForbidden, what)
@@ -41,29 +43,20 @@ func (s *Service) user(c Caller, what string) error {
 }
 
 // mfa is the caller's second-factor evidence: a TOTP code given with the
-// request (checked here, once), or what the caller's token says.
-func (s *Service) mfa(ctx context.Context, c Caller, ev *MFAEvidence, now time.Time, a audit.Event) (any, error) {
+// request, or what the caller's token says. A code is checked here but not
+// used up: the caller passes the Accepted code (nil when none) to useTOTP
+// just before making the change, so a request refused for another reason
+// does not cost the user the code.
+func (s *Service) mfa(ctx context.Context, c Caller, ev *MFAEvidence, now time.Time, a audit.Event) (any, *identity.Accepted, error) {
 	if ev != nil && ev.TOTP != "" {
-		if err := s.totp.Verify(ctx, c.Principal, ev.TOTP, now); err != nil {
-			reason := "the TOTP code was not accepted"
-			switch {
-			case errors.Is(err, identity.ErrReplay):
-				reason = "the TOTP code was already used"
-			case errors.Is(err, identity.ErrNotEnrolled):
-				reason = "no TOTP is enrolled for " + c.Principal
-			case errors.Is(err, identity.ErrLocked):
-				reason = "too many wrong TOTP codes: try again in a few minutes"
-			case !errors.Is(err, identity.ErrBadCode):
-				return nil, fmt.Errorf("%w: verify TOTP: %v", ErrUnavailable, err)
-			}
-			a.Type, a.Reason = audit.MFAFailed, reason
-			s.record(ctx, a)
-			return nil, &DeniedError{What: "multi-factor authentication", Violations: []string{reason}}
+		code, err := s.checkTOTP(ctx, c, ev.TOTP, now, a)
+		if err != nil {
+			return nil, nil, err
 		}
-		return map[string]any{"methods": []any{"totp"}, "auth_time": now.UnixNano()}, nil
+		return map[string]any{"methods": []any{"totp"}, "auth_time": now.UnixNano()}, &code, nil
 	}
 	if len(c.MFA.Methods) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	methods := make([]any, len(c.MFA.Methods))
 	for i, m := range c.MFA.Methods {
@@ -73,7 +66,7 @@ func (s *Service) mfa(ctx context.Context, c Caller, ev *MFAEvidence, now time.T
 	if !c.MFA.AuthTime.IsZero() {
 		authTime = c.MFA.AuthTime.UnixNano()
 	}
-	return map[string]any{"methods": methods, "auth_time": authTime}, nil
+	return map[string]any{"methods": methods, "auth_time": authTime}, nil, nil
 }
 
 func ticketInput(t *store.Ticket) any {
@@ -132,7 +125,7 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 		return store.Activation{}, err
 	}
 
-	mfa, err := s.mfa(ctx, c, r.MFA, now, event)
+	mfa, code, err := s.mfa(ctx, c, r.MFA, now, event)
 	if err != nil {
 		return store.Activation{}, err
 	}
@@ -191,6 +184,11 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 		act.Status = store.Scheduled
 	default:
 		start(&act, now, duration)
+	}
+	if code != nil {
+		if err := s.useTOTP(ctx, c, *code); err != nil {
+			return store.Activation{}, err
+		}
 	}
 	act, err = s.store.CreateActivation(ctx, act)
 	if err != nil {
@@ -399,6 +397,9 @@ func end(act store.Activation, status store.Status, by, reason string, now time.
 
 // Cancel withdraws the caller's own pending or scheduled request.
 func (s *Service) Cancel(ctx context.Context, c Caller, id, reason string) (store.Activation, error) {
+	if err := s.user(c, "cancel"); err != nil {
+		return store.Activation{}, err
+	}
 	reason, err := s.limits.reason("justification", reason)
 	if err != nil {
 		return store.Activation{}, err
@@ -424,6 +425,9 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id, reason string) (stor
 // Deactivate ends a live elevation early: its holder may, and so may an
 // admin of its scope.
 func (s *Service) Deactivate(ctx context.Context, c Caller, id, reason string) (store.Activation, error) {
+	if err := s.user(c, "deactivate"); err != nil {
+		return store.Activation{}, err
+	}
 	reason, err := s.limits.reason("justification", reason)
 	if err != nil {
 		return store.Activation{}, err
@@ -474,8 +478,9 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 	if r.Justification, err = s.limits.reason("justification", r.Justification); err != nil {
 		return store.Activation{}, err
 	}
-	var mfaChecked bool
+	var mfaChecked, codeUsed bool
 	var mfa any
+	var code *identity.Accepted
 	before, act, err := s.change(ctx, id, func(act store.Activation, now time.Time) (store.Activation, error) {
 		if act.Principal != c.Principal {
 			return act, notFound(act.ID)
@@ -490,7 +495,7 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 			ActivationID: act.ID, RequestID: c.RequestID, Justification: r.Justification}
 		if !mfaChecked {
 			// A TOTP code is good once: a retry reuses the first check.
-			if mfa, err = s.mfa(ctx, c, r.MFA, now, event); err != nil {
+			if mfa, code, err = s.mfa(ctx, c, r.MFA, now, event); err != nil {
 				return act, err
 			}
 			mfaChecked = true
@@ -526,6 +531,12 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, r ExtendReque
 			event.Type, event.Violations = audit.PolicyDenied, v
 			s.record(ctx, event)
 			return act, &DeniedError{What: "extension", Violations: v}
+		}
+		if code != nil && !codeUsed {
+			if err := s.useTOTP(ctx, c, *code); err != nil {
+				return act, err
+			}
+			codeUsed = true
 		}
 		act.ExpiresAt = ptr(act.ExpiresAt.Add(extra))
 		return act, nil

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/elevatepdp/elevate/internal/audit"
 	"github.com/elevatepdp/elevate/internal/identity"
@@ -28,14 +26,16 @@ type AssignmentRequest struct {
 // scopePattern is pim.lib.scope_valid's: "/" or /segment parts.
 var scopePattern = regexp.MustCompile(`^(/|(/[A-Za-z0-9][A-Za-z0-9._@:-]*)+)$`)
 
-// Principal canonicalises a principal name (they compare case-insensitively)
-// and checks it is one.
+// Principal checks a principal name from outside (API bodies, query
+// parameters, decision subjects) and returns its canonical form: see
+// identity.ParsePrincipal, which refuses look-alikes rather than mapping
+// them.
 func Principal(p string) (string, error) {
-	p = strings.ToLower(strings.TrimSpace(p))
-	if p == "" || len(p) > 256 || strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-		return "", invalid("principal %q is not a principal name such as sophia.davis@perparims.example", p)
+	canonical, err := identity.ParsePrincipal(p)
+	if err != nil {
+		return "", invalid("principal %q is not a principal name such as sophia.davis@perparims.example: %v", p, err)
 	}
-	return p, nil
+	return canonical, nil
 }
 
 func scope(s string) (string, error) {
@@ -160,9 +160,12 @@ const (
 	StateExpired  AssignmentState = "expired"  // assignments whose end has passed
 )
 
-// ListAssignments lists assignments. Admins see everyone's; others see
-// their own.
+// ListAssignments lists assignments. Admins see everyone's; other users see
+// their own; decision clients none.
 func (s *Service) ListAssignments(ctx context.Context, c Caller, principal, role string, state AssignmentState) ([]store.Assignment, error) {
+	if err := s.user(c, "list assignments"); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	if principal != "" {
 		var err error

@@ -8,8 +8,11 @@ import (
 )
 
 // Activations lists activations: everyone's for admins, the caller's own
-// for anyone else.
+// for other users, none for decision clients.
 func (s *Service) Activations(ctx context.Context, c Caller, principal string, status store.Status) ([]store.Activation, error) {
+	if err := s.user(c, "list activations"); err != nil {
+		return nil, err
+	}
 	if !knownStatus(status) {
 		return nil, invalid("status %q is not one of %v", status, statuses)
 	}
@@ -45,6 +48,9 @@ func storeErrOrNil(err error) error {
 // Activation returns one activation to its requester, to an admin, and to
 // an approver who may decide it.
 func (s *Service) Activation(ctx context.Context, c Caller, id string) (store.Activation, error) {
+	if err := s.user(c, "read activations"); err != nil {
+		return store.Activation{}, err
+	}
 	act, err := s.store.Activation(ctx, id)
 	if err != nil {
 		return store.Activation{}, storeErr(err)

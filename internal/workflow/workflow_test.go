@@ -447,3 +447,66 @@ func TestAuditLossUndoesTheChange(t *testing.T) {
 		})
 	}
 }
+
+// A decision client and a user of the same name are different callers: the
+// client cannot list, read, audit, cancel or deactivate the user's things
+// (issue 11, item 3: before, the gateway client acted as the user gateway).
+func TestClientCannotActAsSameNamedUser(t *testing.T) {
+	e := newEnv(t)
+	for _, a := range []store.Assignment{
+		{ID: "gw-ops", Principal: "gateway", Role: "ops", Scope: "/", Type: store.Eligible},
+		{ID: "gw-guarded", Principal: "gateway", Role: "guarded", Scope: "/", Type: store.Eligible},
+	} {
+		if err := e.store.CreateAssignment(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	person := user("gateway")
+	client := Caller{Identity: identity.Identity{Principal: "gateway", Kind: identity.Client}}
+	live, err := e.svc.Activate(ctx, person, ActivationRequest{Role: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := e.svc.Activate(ctx, person, ActivationRequest{Role: "guarded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]func() error{
+		"my roles":    func() error { _, err := e.svc.MyRoles(ctx, client); return err },
+		"assignments": func() error { _, err := e.svc.ListAssignments(ctx, client, "", "", ""); return err },
+		"own assignments": func() error {
+			_, err := e.svc.ListAssignments(ctx, client, "gateway", "", "")
+			return err
+		},
+		"activations":     func() error { _, err := e.svc.Activations(ctx, client, "", ""); return err },
+		"own activations": func() error { _, err := e.svc.Activations(ctx, client, "gateway", ""); return err },
+		"activation":      func() error { _, err := e.svc.Activation(ctx, client, live.ID); return err },
+		"audit":           func() error { _, err := e.svc.Audit(ctx, client, audit.Filter{}); return err },
+		"own audit":       func() error { _, err := e.svc.Audit(ctx, client, audit.Filter{Principal: "gateway"}); return err },
+		"cancel":          func() error { _, err := e.svc.Cancel(ctx, client, pending.ID, "mine"); return err },
+		"deactivate":      func() error { _, err := e.svc.Deactivate(ctx, client, live.ID, "mine"); return err },
+		"extend": func() error {
+			_, err := e.svc.Extend(ctx, client, live.ID, ExtendRequest{Duration: "5m"})
+			return err
+		},
+		"approvals": func() error { _, err := e.svc.PendingApprovals(ctx, client); return err },
+		"enrol":     func() error { _, err := e.svc.EnrollTOTP(ctx, client, EnrollRequest{}); return err },
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, ErrForbidden) {
+			t.Errorf("%s as the client: %v, want ErrForbidden", name, err)
+		}
+	}
+	for id, want := range map[string]store.Status{live.ID: store.Live, pending.ID: store.Pending} {
+		if got, _ := e.store.Activation(ctx, id); got.Status != want {
+			t.Errorf("%s is %s, want %s", id, got.Status, want)
+		}
+	}
+	// The user still can.
+	if _, err := e.svc.Cancel(ctx, person, pending.ID, "mine"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Deactivate(ctx, person, live.ID, "mine"); err != nil {
+		t.Fatal(err)
+	}
+}

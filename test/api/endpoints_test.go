@@ -75,9 +75,10 @@ func TestAssignments(t *testing.T) {
 
 	var eligibleID string
 	t.Run("create eligible", func(t *testing.T) {
-		// Principals are canonical: trimmed and lowercased.
+		// Principals are canonical: lowercased (white space is refused,
+		// never trimmed).
 		a := e.call(t, "POST", "/v1/assignments", "perparim", map[string]any{
-			"principal": " Alex.Johnson@Perparims.EXAMPLE ", "role": "test-role", "scope": "/", "justification": why,
+			"principal": "Alex.Johnson@Perparims.EXAMPLE", "role": "test-role", "scope": "/", "justification": why,
 		}).Want(t, 201)
 		eligibleID = a["id"].(string)
 		if !strings.HasPrefix(eligibleID, "asg_") || a["principal"] != alex || a["type"] != "eligible" || a["scope"] != "/" ||
@@ -387,8 +388,8 @@ func TestActivationPending(t *testing.T) {
 	})
 }
 
-// A first enrolment needs no code; a later one needs the current code, and
-// the old secret stops working.
+// A first enrolment needs an admin's invite; a later one needs the current
+// code, and the old secret stops working.
 func TestEnrollTOTP(t *testing.T) {
 	t.Parallel()
 	r := harness.Redis(t)
@@ -397,7 +398,8 @@ func TestEnrollTOTP(t *testing.T) {
 		const nina = "nina.new@perparims.example"
 		e := startEnv(t, r, envOptions{Users: []string{nina}})
 		auth := "Bearer " + e.userToken(t, nina)
-		resp := e.callAuth(t, "POST", "/v1/mfa/totp/enroll", auth, nil)
+		invite := e.call(t, "POST", "/v1/mfa/totp/invites", "perparim", map[string]any{"principal": nina}).Want(t, 201)
+		resp := e.callAuth(t, "POST", "/v1/mfa/totp/enroll", auth, map[string]any{"invite": invite["code"]})
 		got := resp.Want(t, 201)
 		secret, _ := got["secret"].(string)
 		if secret == "" || !strings.HasPrefix(got["url"].(string), "otpauth://totp/") || !strings.Contains(got["url"].(string), secret) {
@@ -434,7 +436,7 @@ func TestEnrollTOTP(t *testing.T) {
 		}
 		// Codes are remembered by time step, whatever the secret: the next
 		// step's code of each secret has not been used.
-		wantViolation(t, request(e.TOTP(t, "sophia", 1)), "not accepted")
+		wantViolation(t, request(e.TOTP(t, "sophia", 1)), "TOTP code is wrong")
 		if errs := request(codeAt(t, secret, time.Now().Add(30*time.Second))); errs != nil {
 			t.Fatalf("the new secret does not work: %v", errs)
 		}

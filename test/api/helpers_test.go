@@ -74,6 +74,9 @@ type envOptions struct {
 	Args []string
 	// Users are more principals, each given a static token.
 	Users []string
+	// Identity is more YAML of the identity section, indented by two
+	// spaces (e.g. "  jwt: {...}\n").
+	Identity string
 }
 
 // startEnv empties r and starts a server on it (demo mode seeds the tenant
@@ -96,8 +99,12 @@ func startEnv(t *testing.T, r *harness.RedisServer, o envOptions) *env {
 
 	extra := map[string]string{}
 	var config strings.Builder
+	if len(o.Users) > 0 || o.Identity != "" {
+		config.WriteString("identity:\n")
+		config.WriteString(o.Identity)
+	}
 	if len(o.Users) > 0 {
-		config.WriteString("identity:\n  static_tokens:\n")
+		config.WriteString("  static_tokens:\n")
 		for _, name := range o.Users {
 			token, err := identity.NewToken()
 			if err != nil {
@@ -336,7 +343,7 @@ func count(events []map[string]any, typ, id string) int {
 var successes = []string{
 	"assignment.created", "assignment.removed", "activation.approved", "activation.denied",
 	"activation.cancelled", "activation.activated", "activation.deactivated", "activation.extended",
-	"activation.revoked", "mfa.totp_enrolled",
+	"activation.revoked", "mfa.totp_enrolled", "mfa.totp_invited", "mfa.totp_reset",
 }
 
 // state is everything a refused request must leave as it was: every

@@ -40,7 +40,7 @@ func New(now func() time.Time) *Store {
 		activations: map[string]store.Activation{},
 		leases:      map[string]time.Time{},
 		seq:         map[string]int{},
-		totp:        totpState{secrets: map[string]string{}, used: map[string]time.Time{}, failures: map[string]totpFailures{}},
+		totp:        totpState{secrets: map[string]string{}, used: map[string]time.Time{}, failures: map[string]totpFailures{}, wrong: map[string]totpFailures{}, invites: map[string]totpInvite{}},
 	}
 }
 

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"time"
 
@@ -13,8 +14,16 @@ var _ identity.Secrets = (*Store)(nil)
 // TOTP state lives beside the rest, under the same lock.
 type totpState struct {
 	secrets  map[string]string
-	used     map[string]time.Time // principal and counter -> forgotten after
-	failures map[string]totpFailures
+	used     map[string]time.Time    // principal and counter -> forgotten after
+	failures map[string]totpFailures // attempts: wrong codes and codes being checked
+	wrong    map[string]totpFailures // wrong codes only
+	invites  map[string]totpInvite
+}
+
+// totpInvite is the hash of an enrolment invite and when it expires.
+type totpInvite struct {
+	sum   string
+	until time.Time
 }
 
 // totpFailures counts attempts that were not taken back, in a window
@@ -39,6 +48,63 @@ func (s *Store) TOTPSecret(_ context.Context, principal string) (string, error) 
 		return "", fmt.Errorf("%s: %w", principal, identity.ErrNotEnrolled)
 	}
 	return secret, nil
+}
+
+func (s *Store) DeleteTOTPSecret(_ context.Context, principal string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.totp.secrets[principal]
+	delete(s.totp.secrets, principal)
+	return ok, nil
+}
+
+func (s *Store) PutTOTPInvite(_ context.Context, principal, sum string, ttl time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.totp.invites[principal] = totpInvite{sum: sum, until: s.now().Add(ttl)}
+	return nil
+}
+
+// ConsumeTOTPInvite checks and removes under the lock: of two concurrent
+// uses only one finds the invite.
+func (s *Store) ConsumeTOTPInvite(_ context.Context, principal, sum string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inv, ok := s.totp.invites[principal]
+	if !ok {
+		return false, nil
+	}
+	if !s.now().Before(inv.until) {
+		delete(s.totp.invites, principal)
+		return false, nil
+	}
+	if subtle.ConstantTimeCompare([]byte(inv.sum), []byte(sum)) != 1 {
+		return false, nil
+	}
+	delete(s.totp.invites, principal)
+	return true, nil
+}
+
+func (s *Store) TOTPFailure(_ context.Context, principal string, window time.Duration) (int, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.totp.wrong[principal]
+	if !s.now().Before(f.until) {
+		f = totpFailures{until: s.now().Add(window)}
+	}
+	f.n++
+	s.totp.wrong[principal] = f
+	return f.n, f.until, nil
+}
+
+func (s *Store) TOTPFailures(_ context.Context, principal string) (int, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.totp.wrong[principal]
+	if !s.now().Before(f.until) {
+		return 0, time.Time{}, nil
+	}
+	return f.n, f.until, nil
 }
 
 func (s *Store) MarkTOTPUsed(_ context.Context, principal string, counter uint64, ttl time.Duration) (bool, error) {

@@ -1,8 +1,9 @@
 # METADATA
 # description: |
 #   Authorization of Elevate's own administration API (assignments, role
-#   settings). Demo rule: a live Privileged Role Administrator elevation
-#   whose scope covers the requested scope may do everything.
+#   settings, TOTP invites and resets: action mfa.manage at /). Demo rule:
+#   a live Privileged Role Administrator elevation whose scope covers the
+#   requested scope may do everything.
 package pim.admin
 
 import data.pim.lib

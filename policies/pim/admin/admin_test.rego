@@ -48,3 +48,17 @@ test_decision_reason[note] if {
 	d := admin.decision with input as _query("/", tc.els)
 	d == tc.want
 }
+
+# TOTP invites and resets (mfa.manage) are for those who manage assignments
+# at the directory: a unit's administrator may not hand out second factors.
+test_mfa_manage[note] if {
+	some note, tc in {
+		"directory grant": {"els": [_pra_at_root], "ok": true},
+		"unit grant": {"els": [_pra_in_new_york], "ok": false},
+		"another role": {"els": [fx.elevation("el-ua", "user-administrator", "/")], "ok": false},
+		"no elevations": {"els": [], "ok": false},
+	}
+	inp := object.union(_query("/", tc.els), {"action": "mfa.manage"})
+	allowed := admin.allow with input as inp
+	allowed == tc.ok
+}
