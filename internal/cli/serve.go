@@ -143,13 +143,16 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 			checks["bundles"] = plane.BundlesActivated
 		}
 	}
+	// Every decision endpoint, or none, takes a decision client's token.
 	var clientsOnly decision.Authenticator
-	if cfg.Decisions.RequireToken {
+	if cfg.TokenRequired() {
 		clientsOnly = auth
+	} else if !cfg.Demo.Enabled {
+		log.Warn("decisions.require_token is false: any caller may ask for decisions, and the Data API tells who holds privilege now")
 	}
 	envoyOpts := envoy.Options{
 		Query: envoyQuery, DryRun: cfg.Decisions.EnvoyDryRun,
-		SubjectHeader: cfg.Decisions.SubjectHeader, Auth: auth, Log: log,
+		SubjectHeader: cfg.Decisions.SubjectHeader, Auth: auth, Clients: clientsOnly, Log: log,
 	}
 	srv := server.New(server.Options{
 		Addr:            cfg.Server.Addr,
@@ -162,11 +165,11 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 			api.New(wf, auth, log, cfg.Server.MaxBodyBytes),
 			decision.NewDataAPI(eval, clientsOnly, cfg.Decisions.SubjectField, cfg.Server.MaxBodyBytes),
 			decision.NewForwardAuth(eval, decision.ForwardAuthOptions{
-				Query: forwardAuthQuery, Auth: auth, SubjectHeader: cfg.Decisions.SubjectHeader,
+				Query: forwardAuthQuery, Auth: auth, SubjectHeader: cfg.Decisions.SubjectHeader, Clients: clientsOnly,
 			}),
 			decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{
 				Query: envoyOpts.Query, DryRun: envoyOpts.DryRun, SubjectHeader: envoyOpts.SubjectHeader,
-				Auth: auth, Log: log, MaxBody: cfg.Server.MaxBodyBytes,
+				Auth: auth, Clients: clientsOnly, Log: log, MaxBody: cfg.Server.MaxBodyBytes,
 			}),
 		},
 		GRPC:   []server.GRPCRegistrar{envoy.NewServer(eval, envoyOpts)},

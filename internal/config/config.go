@@ -209,9 +209,13 @@ type StoreConfig struct {
 
 // DecisionsConfig is how gateways ask for decisions.
 type DecisionsConfig struct {
-	// RequireToken makes the Data API take a decision client's bearer token
-	// (identity.static_tokens, kind client).
-	RequireToken bool `json:"require_token"`
+	// RequireToken makes every decision endpoint (the Data API,
+	// forward-auth, ext_authz HTTP and gRPC) take a decision client's token
+	// (identity.static_tokens, kind client). Unset, it is true outside demo
+	// mode: the Data API adds the store's live elevations to its input, so
+	// an open one tells any caller who holds privilege right now. Only an
+	// explicit false opens them. See TokenRequired.
+	RequireToken *bool `json:"require_token,omitempty"`
 	// SubjectField is the Data API input field naming the subject whose
 	// elevations are added to the input.
 	SubjectField string `json:"subject_field"`
@@ -226,6 +230,15 @@ type DecisionsConfig struct {
 	// EnvoyDryRun allows every ext_authz request and only logs the real
 	// decision, to try a policy before enforcing it.
 	EnvoyDryRun bool `json:"envoy_dry_run"`
+}
+
+// TokenRequired is whether decision endpoints need a decision client's
+// token: decisions.require_token when given, else true unless in demo mode.
+func (c Config) TokenRequired() bool {
+	if c.Decisions.RequireToken != nil {
+		return *c.Decisions.RequireToken
+	}
+	return !c.Demo.Enabled
 }
 
 // AuditConfig is how long the audit trail is kept. Trimming records an

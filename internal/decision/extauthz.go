@@ -34,6 +34,9 @@ type ExtAuthzOptions struct {
 	// Auth, when set, makes the user of a verified bearer token in the
 	// forwarded Authorization header the subject.
 	Auth Authenticator
+	// Clients, when set, makes every check carry a decision client's token
+	// in ClientTokenHeader (see ForwardAuthOptions.Clients).
+	Clients Authenticator
 	// Log receives errors; nil means logrus's standard logger.
 	Log logrus.FieldLogger
 	// MaxBody bounds how much of a forwarded body is read (set Envoy's
@@ -60,7 +63,7 @@ func NewExtAuthzHTTP(eval *Evaluator, opts ExtAuthzOptions) *ExtAuthzHTTP {
 		opts.MaxBody = DefaultExtAuthzMaxBody
 	}
 	authz := envoy.NewAuthorizer(eval, envoy.Options{
-		Query: opts.Query, DryRun: opts.DryRun, SubjectHeader: opts.SubjectHeader, Auth: opts.Auth, Log: opts.Log,
+		Query: opts.Query, DryRun: opts.DryRun, SubjectHeader: opts.SubjectHeader, Auth: opts.Auth, Clients: opts.Clients, Log: opts.Log,
 	})
 	return &ExtAuthzHTTP{authz: authz, maxBody: opts.MaxBody}
 }
@@ -96,8 +99,12 @@ func (h *ExtAuthzHTTP) serve(c *gin.Context) {
 	if int64(len(body)) > h.maxBody {
 		body = body[:h.maxBody]
 	}
+	// The gateway's credential is its own, not the end user's request's:
+	// taken out before the request becomes policy input.
+	client := clientCredential(c.Request.Header)
+	c.Request.Header.Del(ClientTokenHeader)
 	req := envoy.HTTPCheckRequest(c.Request, path, body, truncated)
-	h.authz.Authorize(c.Request.Context(), req, envoy.EndpointHTTP).WriteHTTP(c.Writer)
+	h.authz.Authorize(c.Request.Context(), req, envoy.EndpointHTTP, client).WriteHTTP(c.Writer)
 	c.Abort()
 }
 

@@ -1,9 +1,17 @@
 package e2e
 
 import (
+	"context"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/elevatepdp/elevate/test/elevatetest"
 	"github.com/elevatepdp/elevate/test/harness"
@@ -51,6 +59,93 @@ func TestDataAPITokenSetting(t *testing.T) {
 	s.Do(t, "POST", "/v1/data/pim/authz/allow", first.Token(t, "sophia"), body).Want(t, 401, "unauthorized")
 	if got := s.Do(t, "POST", "/v1/data/pim/authz/allow", first.Token(t, "gateway"), body).Want(t, 200); got["result"] != false {
 		t.Fatalf("answer %v", got)
+	}
+}
+
+// Outside demo mode, with nothing said about decisions.require_token, every
+// decision endpoint answers only a decision client presenting its token in
+// its own place; a user's token is never one. An explicit false opens them.
+func TestDecisionEndpointsClosedByDefault(t *testing.T) {
+	first := elevatetest.Start(t, elevatetest.Options{Demo: true})
+	closed := elevatetest.Start(t, elevatetest.Options{Config: identityFor(t, first)})
+	opened := elevatetest.Start(t, elevatetest.Options{Config: identityFor(t, first) + "decisions:\n  require_token: false\n"})
+	user, gateway := first.Token(t, "perparim"), first.Token(t, "gateway")
+
+	data := map[string]any{"input": map[string]any{"subject": "x@y", "action": "a.b"}}
+	closed.Do(t, "POST", "/v1/data/pim/authz/allow", "", data).Want(t, 401, "unauthorized")
+	closed.Do(t, "POST", "/v1/data/pim/authz/allow", user, data).Want(t, 401, "unauthorized")
+	closed.Do(t, "POST", "/v1/data/pim/authz/allow", gateway, data).Want(t, 200)
+	opened.Do(t, "POST", "/v1/data/pim/authz/allow", "", data).Want(t, 200)
+
+	// Forward-auth and ext_authz HTTP: the end user's token in
+	// Authorization, the gateway's in X-Elevate-Client-Token. A refusal
+	// names unauthenticated_client; a decision (here a policy's denial,
+	// there being no assignments) does not.
+	refused := func(s *elevatetest.Server, path, clientToken string) bool {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+user)
+		req.Header.Set("X-Forwarded-Method", "GET")
+		req.Header.Set("X-Forwarded-Uri", "/users/17")
+		req.Header.Set("X-Forwarded-Host", "api.example")
+		if clientToken != "" {
+			req.Header.Set("X-Elevate-Client-Token", clientToken)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusOK {
+			return false
+		}
+		return strings.Contains(string(b), "unauthenticated_client")
+	}
+	check := func(s *elevatetest.Server, md ...string) bool {
+		t.Helper()
+		conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx := metadata.AppendToOutgoingContext(context.Background(), md...)
+		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "GET", Path: "/users/17", Host: "api.example",
+				Headers: map[string]string{"authorization": "Bearer " + user},
+			}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(resp.GetDeniedResponse().GetBody(), "unauthenticated_client")
+	}
+	for _, path := range []string{"/v1/forward-auth", "/v1/ext_authz/users/17"} {
+		if !refused(closed, path, "") {
+			t.Errorf("%s answered a gateway without a token", path)
+		}
+		if !refused(closed, path, user) {
+			t.Errorf("%s took a user's token as a decision client's", path)
+		}
+		if refused(closed, path, gateway) {
+			t.Errorf("%s refused the decision client", path)
+		}
+		if refused(opened, path, "") {
+			t.Errorf("%s is not opened by require_token: false", path)
+		}
+	}
+	if !check(closed) {
+		t.Error("gRPC Check answered a gateway without a token")
+	}
+	if !check(closed, "authorization", "Bearer "+user) {
+		t.Error("gRPC Check took a user's token as a decision client's")
+	}
+	if check(closed, "authorization", "Bearer "+gateway) {
+		t.Error("gRPC Check refused the decision client")
+	}
+	if check(opened) {
+		t.Error("gRPC Check is not opened by require_token: false")
 	}
 }
 
@@ -112,7 +207,8 @@ func TestDecisionsFailClosedWithoutRedis(t *testing.T) {
 		t.Fatalf("reason %v", got)
 	}
 	d := s.Do(t, "POST", "/v1/authorize", gateway, authorize).Want(t, 200)
-	if d["allow"] != false || d["error"] == "" {
+	// error is omitempty: absent must fail, not read as "".
+	if e, ok := d["error"].(string); d["allow"] != false || !ok || e == "" {
 		t.Fatalf("authorize during the outage: %v", d)
 	}
 	s.Do(t, "GET", "/health", "", nil).Want(t, 200)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -67,6 +68,11 @@ type Options struct {
 	// the request's Authorization header, when it verifies as a user; it
 	// takes precedence over SubjectHeader.
 	Auth Authenticator
+	// Clients, when set, makes every check present a decision client's
+	// token: the gateway's own, never the end user's (see
+	// ClientCredential). A check without one is denied before anything is
+	// evaluated, in dry-run too. Nil lets any caller ask.
+	Clients Authenticator
 	// Log receives errors; decisions are logged by the Evaluator. Nil means
 	// logrus's standard logger.
 	Log logrus.FieldLogger
@@ -80,6 +86,7 @@ type Authorizer struct {
 	dryRun        bool
 	subjectHeader string
 	auth          Authenticator
+	clients       Authenticator
 	log           logrus.FieldLogger
 }
 
@@ -94,7 +101,7 @@ func NewAuthorizer(eval Evaluator, opts Options) *Authorizer {
 	return &Authorizer{
 		eval: eval, query: opts.Query, dryRun: opts.DryRun,
 		subjectHeader: strings.ToLower(strings.TrimSpace(opts.SubjectHeader)),
-		auth:          opts.Auth, log: opts.Log,
+		auth:          opts.Auth, clients: opts.Clients, log: opts.Log,
 	}
 }
 
@@ -104,10 +111,32 @@ const (
 	EndpointHTTP = "ext_authz_http"
 )
 
-// Authorize decides req, within ctx's deadline. It never fails: a request
-// that cannot be decided (malformed, a policy error or timeout, an unusable
-// decision, even a panic) is denied, unless in dry-run.
-func (a *Authorizer) Authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string) Response {
+// ReasonUnauthenticatedClient: decision clients must authenticate and the
+// caller (the gateway, not the end user) presented no valid client token.
+const ReasonUnauthenticatedClient = "unauthenticated_client"
+
+// ClientCredential is the gateway's own credential as a check presents it,
+// in Authorization header form ("Bearer <token>"); "" when none was sent.
+// Many says it was sent more than once, which is refused.
+type ClientCredential struct {
+	Authorization string
+	Many          bool
+}
+
+// Authorize decides req, within ctx's deadline, for the gateway that
+// presented client. It never fails: a request that cannot be decided
+// (malformed, a policy error or timeout, an unusable decision, even a
+// panic) is denied, unless in dry-run; a gateway that does not authenticate
+// as a decision client, when Options.Clients is set, is denied even then.
+func (a *Authorizer) Authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string, client ClientCredential) Response {
+	if err := a.client(ctx, client); err != nil {
+		id := newID()
+		a.log.WithFields(logrus.Fields{
+			"decision_id": id, "endpoint": endpoint, "query": a.query.String(),
+			"failed": ReasonUnauthenticatedClient, "error": err.Error(),
+		}).Warn("decision refused: the caller is not a decision client")
+		return failedResponse(id, ReasonUnauthenticatedClient, 403)
+	}
 	resp := a.authorize(ctx, req, endpoint)
 	if a.dryRun && !resp.Allowed {
 		a.log.WithFields(logrus.Fields{
@@ -160,6 +189,34 @@ func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, en
 		return failedResponse(res.ID, ReasonPolicyError, 403)
 	}
 	return resp
+}
+
+// client checks the gateway's credential when decision clients must
+// authenticate.
+func (a *Authorizer) client(ctx context.Context, c ClientCredential) error {
+	if a.clients == nil {
+		return nil
+	}
+	return AuthenticateClient(ctx, a.clients, c)
+}
+
+// AuthenticateClient fails unless c verifies with auth as a decision
+// client's token; a user's token is never one. Forward-auth uses it too.
+func AuthenticateClient(ctx context.Context, auth Authenticator, c ClientCredential) error {
+	if c.Many {
+		return errors.New("the decision client's token is given more than once")
+	}
+	if c.Authorization == "" {
+		return errors.New("no decision client's token")
+	}
+	id, err := auth.Authenticate(ctx, c.Authorization)
+	if err != nil {
+		return err
+	}
+	if id.Kind != identity.Client {
+		return errors.New("the token is a user's, not a decision client's")
+	}
+	return nil
 }
 
 // subject is whose elevations the policy sees: the user of a verified bearer

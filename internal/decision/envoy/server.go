@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 )
 
@@ -59,5 +60,20 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp, err = failedResponse(id, ReasonInternal, 403).CheckResponse(), nil
 		}
 	}()
-	return s.authz.Authorize(ctx, req, EndpointGRPC).CheckResponse(), nil
+	return s.authz.Authorize(ctx, req, EndpointGRPC, grpcClientCredential(ctx)).CheckResponse(), nil
+}
+
+// ClientMetadata is the gRPC call metadata carrying the gateway's decision
+// client token, "Bearer <token>" (Envoy: grpc_service.initial_metadata).
+// It is the call's own, apart from the checked request's headers, whose
+// authorization is the end user's.
+const ClientMetadata = "authorization"
+
+func grpcClientCredential(ctx context.Context) ClientCredential {
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get(ClientMetadata)
+	if len(values) == 0 {
+		return ClientCredential{}
+	}
+	return ClientCredential{Authorization: values[0], Many: len(values) > 1}
 }
