@@ -158,6 +158,7 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		Addr:            cfg.Server.Addr,
 		GRPCAddr:        cfg.Server.GRPCAddr,
 		ShutdownTimeout: time.Duration(cfg.Server.ShutdownTimeout),
+		ReadTimeout:     time.Duration(cfg.Server.ReadTimeout),
 		Engine:          engine,
 		Logger:          log,
 		APIs: []server.Registrar{

@@ -177,6 +177,10 @@ type ServerConfig struct {
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
 	// MaxBodyBytes is the largest request body accepted (413 above it).
 	MaxBodyBytes int64 `json:"max_body_bytes"`
+	// ReadTimeout bounds reading one HTTP request, body included (headers
+	// within the lesser of it and 10s), and a gRPC connection's handshake:
+	// a client sending a byte at a time is cut off when it runs out.
+	ReadTimeout Duration `json:"read_timeout"`
 }
 
 // PolicyConfig is where policies come from and how they are evaluated.
@@ -272,7 +276,7 @@ type LogConfig struct {
 // Default is the configuration with nothing set.
 func Default() Config {
 	return Config{
-		Server: ServerConfig{Addr: "127.0.0.1:8181", GRPCAddr: "127.0.0.1:9191", ShutdownTimeout: Duration(10 * time.Second), MaxBodyBytes: 1 << 20},
+		Server: ServerConfig{Addr: "127.0.0.1:8181", GRPCAddr: "127.0.0.1:9191", ShutdownTimeout: Duration(10 * time.Second), MaxBodyBytes: 1 << 20, ReadTimeout: Duration(30 * time.Second)},
 		Audit:  AuditConfig{MaxAge: Duration(30 * 24 * time.Hour)},
 		Store:  StoreConfig{CacheSize: 100_000},
 		Decisions: DecisionsConfig{
@@ -323,6 +327,7 @@ func Flags(fs *pflag.FlagSet, cfg *Config) {
 	fs.DurationVar((*time.Duration)(&cfg.Server.ShutdownTimeout), "shutdown-timeout", time.Duration(cfg.Server.ShutdownTimeout), "how long in-flight requests may take to finish on shutdown")
 	fs.DurationVar((*time.Duration)(&cfg.Policy.EvalTimeout), "eval-timeout", time.Duration(cfg.Policy.EvalTimeout), "deadline of one policy evaluation (exceeding it denies)")
 	fs.BoolVar(&cfg.Policy.Watch, "watch", cfg.Policy.Watch, "reload policies when files under the given paths change")
+	fs.DurationVar((*time.Duration)(&cfg.Server.ReadTimeout), "read-timeout", time.Duration(cfg.Server.ReadTimeout), "how long reading one request (body included) may take")
 	fs.Int64Var(&cfg.Server.MaxBodyBytes, "max-body-bytes", cfg.Server.MaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&cfg.Store.RedisURL, "redis-url", cfg.Store.RedisURL, "Redis URL (redis://, rediss://); empty keeps state in this process only")
 	fs.IntVar(&cfg.Store.CacheSize, "cache-size", cfg.Store.CacheSize, "principals whose holdings each replica caches for decisions, invalidated by Redis (0: none)")
@@ -484,6 +489,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.MaxBodyBytes < 1 {
 		return &Error{Field: "server.max_body_bytes", Err: errors.New("must be positive")}
+	}
+	if c.Server.ReadTimeout <= 0 {
+		return &Error{Field: "server.read_timeout", Err: errors.New("must be positive")}
 	}
 	if c.Server.ShutdownTimeout < 0 {
 		return &Error{Field: "server.shutdown_timeout", Err: errors.New("must not be negative")}
