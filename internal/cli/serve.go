@@ -89,6 +89,16 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		Prepare: append(slices.Clone(policy.Entrypoints), forwardAuthQuery, envoyQuery),
 		Logger:  log,
 	}
+	// The evaluation metric's query label names these (the Data API's
+	// built-in answer for gateways among them); others are "other".
+	known := []string{dataAPIQuery}
+	for _, q := range engineOpts.Prepare {
+		known = append(known, q.String())
+	}
+	for _, q := range cfg.Decisions.MetricQueries {
+		known = append(known, policy.MustQuery(q).String())
+	}
+	m.KnownQueries(known...)
 	if plane != nil {
 		engineOpts.Manager, engineOpts.Bundles = plane.Manager(), plane.Bundles()
 	}
@@ -224,6 +234,9 @@ func controlPlane(ctx context.Context, cfg config.Config, m *metrics.Metrics, lo
 	}
 	return controlplane.New(ctx, cfg.OPAConfig, opts)
 }
+
+// dataAPIQuery is the built-in policies' Data API decision for gateways.
+const dataAPIQuery = "data.pim.authz.allow"
 
 // sweepInterval is how often due work (expiries, time-outs, scheduled
 // starts) is looked for. Access does not wait for it: an elevation stops

@@ -231,6 +231,11 @@ type DecisionsConfig struct {
 	ForwardAuthQuery string `json:"forward_auth_query"`
 	// EnvoyQuery is the policy Envoy's ext_authz asks (gRPC and HTTP).
 	EnvoyQuery string `json:"envoy_query"`
+	// MetricQueries are Data API queries (data.app.allow) the evaluation
+	// metric names, beside the built-in entrypoints, data.pim.authz.allow,
+	// forward_auth_query and envoy_query; every other query is counted as
+	// "other", so callers cannot create series at will.
+	MetricQueries []string `json:"metric_queries"`
 	// EnvoyDryRun allows every ext_authz request and only logs the real
 	// decision, to try a policy before enforcing it.
 	EnvoyDryRun bool `json:"envoy_dry_run"`
@@ -482,6 +487,11 @@ func (c *Config) Validate() error {
 	for field, q := range map[string]string{"decisions.forward_auth_query": c.Decisions.ForwardAuthQuery, "decisions.envoy_query": c.Decisions.EnvoyQuery} {
 		if _, err := policy.ParseQuery(q); err != nil {
 			return &Error{Field: field, Err: err}
+		}
+	}
+	for i, q := range c.Decisions.MetricQueries {
+		if _, err := policy.ParseQuery(q); err != nil {
+			return &Error{Field: fmt.Sprintf("decisions.metric_queries[%d]", i), Err: err}
 		}
 	}
 	if c.Decisions.SubjectField == "" {
