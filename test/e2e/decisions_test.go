@@ -149,6 +149,54 @@ func TestDecisionEndpointsClosedByDefault(t *testing.T) {
 	}
 }
 
+// Through the running server: forward-auth reads both families of
+// forwarded headers (X-Forwarded-*, X-Original-*) and refuses, as a failed
+// decision, a request where they disagree or one is given twice, so a
+// client cannot smuggle in the family its gateway does not set. The same
+// request with agreeing headers is allowed, so the refusals are the
+// disagreement's.
+func TestForwardAuthForwardedHeadersMustAgree(t *testing.T) {
+	s := elevatetest.Start(t, elevatetest.Options{Demo: true})
+	token := s.Token(t, "perparim")
+	tests := map[string]struct {
+		headers [][2]string
+		allowed bool
+	}{
+		"one family":     {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/users/17"}}, true},
+		"both agreeing":  {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Original-Method", "GET"}, {"X-Forwarded-Uri", "/users/17"}, {"X-Original-Uri", "/users/17"}}, true},
+		"methods differ": {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Original-Method", "DELETE"}, {"X-Forwarded-Uri", "/users/17"}}, false},
+		"URIs differ":    {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/users/17"}, {"X-Original-Uri", "/users"}}, false},
+		"a URI twice":    {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/users/17"}, {"X-Forwarded-Uri", "/devices"}}, false},
+		"a method twice": {[][2]string{{"X-Original-Method", "GET"}, {"X-Original-Method", "POST"}, {"X-Original-Uri", "/users/17"}}, false},
+		"hosts disagree": {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/users/17"}, {"X-Forwarded-Host", "other.example"}}, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", s.URL+"/v1/forward-auth", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("X-Forwarded-Host", "api.example")
+			for _, h := range tc.headers {
+				req.Header.Add(h[0], h[1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			if tc.allowed {
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("%d %s, want 200", resp.StatusCode, raw)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(raw), `"bad_input"`) {
+				t.Fatalf("%d %s, want 403 bad_input", resp.StatusCode, raw)
+			}
+		})
+	}
+}
+
 // With Redis gone, decisions deny and say why, cached holdings included; the
 // process keeps serving; decisions come back soon after Redis does.
 func TestDecisionsFailClosedWithoutRedis(t *testing.T) {

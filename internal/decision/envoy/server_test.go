@@ -608,11 +608,26 @@ func TestCheckSubjectFromToken(t *testing.T) {
 					t.Errorf("%s: allowed = %v, want %v", path, got.Allowed, tc.allowed)
 				}
 			}
-			// The decision log never shows a credential.
+			// The decision log never shows a credential, and does show that
+			// one was sent: an absent field must fail, not pass.
+			decisions := 0
 			for _, e := range hook.AllEntries() {
-				if h, ok := e.Data["headers"].(map[string]string); ok && h["authorization"] != "" && h["authorization"] != "<masked>" {
-					t.Errorf("decision log shows authorization %q", h["authorization"])
+				if e.Message != "decision" {
+					continue
 				}
+				decisions++
+				h, ok := e.Data["headers"].(map[string]string)
+				if !ok {
+					t.Fatalf("decision log line without headers: %v", e.Data)
+				}
+				if _, sent := tc.headers["authorization"]; sent {
+					if got, ok := h["authorization"]; !ok || got != "<masked>" {
+						t.Errorf("decision log authorization = %q (present %v), want <masked>", got, ok)
+					}
+				}
+			}
+			if decisions != 2 {
+				t.Errorf("%d decision log lines, want 2", decisions)
 			}
 		})
 	}
