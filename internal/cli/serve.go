@@ -145,6 +145,7 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	checks := map[string]func(context.Context) error{"store": st.Ping}
 	if plane != nil {
 		if dl := plane.DecisionLogs(); dl != nil {
+			dl.MaskHeaders(cfg.Decisions.SubjectHeader)
 			eval.LogDecisions(dl)
 		}
 		if plane.Bundles() {

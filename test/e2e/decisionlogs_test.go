@@ -101,15 +101,21 @@ func loggedHeaders(t *testing.T, ev map[string]any) map[string]any {
 // mask replaces Authorization, Proxy-Authorization, Cookie and Set-Cookie.
 func TestDecisionLogMasksTokens(t *testing.T) {
 	logs := newCollector(t)
-	s := elevatetest.Start(t, elevatetest.Options{Demo: true, Config: opaConfig(t, decisionLogSections(logs))})
+	sections := decisionLogSections(logs)
+	sections["decisions"] = map[string]any{"require_token": false, "subject_header": "X-User"}
+	s := elevatetest.Start(t, elevatetest.Options{Demo: true, Config: opaConfig(t, sections)})
 	token := s.Token(t, "perparim")
 	const cookie, proxy, setCookie = "session=cookie-secret", "Basic cHJveHktc2VjcmV0", "id=set-cookie-secret"
-	secrets := []string{token, "cookie-secret", "cHJveHktc2VjcmV0", "set-cookie-secret"}
+	const inQuery, inSubjectHeader = "query-token-secret", "subject-header-secret"
+	secrets := []string{token, "cookie-secret", "cHJveHktc2VjcmV0", "set-cookie-secret", inQuery, inSubjectHeader}
 
 	ids := map[string]string{}
 	ids["grpc"] = grpcDecision(t, s, &authv3.AttributeContext_HttpRequest{
-		Method: "GET", Path: "/users/17", Host: "api.example",
-		Headers: map[string]string{"authorization": "Bearer " + token, "cookie": cookie, "proxy-authorization": proxy, "set-cookie": setCookie, "accept": "text/plain"},
+		Method: "GET", Path: "/users/17?access_token=" + inQuery, Host: "api.example",
+		Headers: map[string]string{
+			"authorization": "Bearer " + token, "cookie": cookie, "proxy-authorization": proxy, "set-cookie": setCookie,
+			"accept": "text/plain", "x-user": inSubjectHeader, ":path": "/users/17?access_token=" + inQuery,
+		},
 	})
 	ids["grpc header_map"] = grpcDecision(t, s, &authv3.AttributeContext_HttpRequest{
 		Method: "GET", Path: "/users/17", Host: "api.example",
@@ -117,7 +123,8 @@ func TestDecisionLogMasksTokens(t *testing.T) {
 			{Key: "authorization", RawValue: []byte("Bearer " + token)}, {Key: "cookie", Value: cookie},
 		}},
 	})
-	req, _ := http.NewRequest("GET", s.URL+"/v1/ext_authz/users/17", nil)
+	req, _ := http.NewRequest("GET", s.URL+"/v1/ext_authz/users/17?access_token="+inQuery, nil)
+	req.Header.Set("X-User", inSubjectHeader)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Cookie", cookie)
 	req.Header.Set("Proxy-Authorization", proxy)
@@ -128,7 +135,7 @@ func TestDecisionLogMasksTokens(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Cookie", cookie)
 	req.Header.Set("X-Forwarded-Method", "GET")
-	req.Header.Set("X-Forwarded-Uri", "/users/17")
+	req.Header.Set("X-Forwarded-Uri", "/users/17?access_token="+inQuery)
 	req.Header.Set("X-Forwarded-Host", "api.example")
 	ids["forward-auth"] = httpDecision(t, req)
 	body := s.Do(t, "POST", "/v1/data/envoy/authz/allow", "", map[string]any{"input": map[string]any{
@@ -152,7 +159,7 @@ func TestDecisionLogMasksTokens(t *testing.T) {
 			h := loggedHeaders(t, ev)
 			want := map[string]any{
 				"authorization": "Bearer <masked>", "cookie": "<masked>", "proxy-authorization": "Basic <masked>",
-				"set-cookie": "<masked>", "accept": "text/plain",
+				"set-cookie": "<masked>", "accept": "text/plain", "x-user": "<masked>",
 			}
 			for k, v := range want {
 				if got, ok := h[k]; !ok || got != v {
