@@ -178,6 +178,16 @@ func TestRequireTokenCoversExtAuthz(t *testing.T) {
 			t.Error("the policy saw X-Elevate-Client-Token (open endpoints)")
 		}
 	})
+	t.Run("dry-run does not open them", func(t *testing.T) {
+		dry := serveGRPC(t, eval, envoy.Options{Auth: auth, Clients: auth, DryRun: true, Log: log})
+		if allowed, _ := grpcCheck(t, dry, "/public", nil); allowed {
+			t.Error("gRPC dry-run answered a gateway without a token")
+		}
+		dryHTTP := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Auth: auth, Clients: auth, DryRun: true, Log: log}))
+		if w := call(t, dryHTTP, "GET", "/public", nil, ""); w.Code == http.StatusOK {
+			t.Error("HTTP dry-run answered a gateway without a token")
+		}
+	})
 	t.Run("open without Clients", func(t *testing.T) {
 		if w := call(t, open, "GET", "/public", nil, ""); w.Code != http.StatusOK {
 			t.Errorf("status = %d", w.Code)
