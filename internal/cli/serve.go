@@ -158,6 +158,9 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	var clientsOnly decision.Authenticator
 	if cfg.TokenRequired() {
 		clientsOnly = auth
+		if !slices.ContainsFunc(idCfg.StaticTokens, func(t identity.StaticToken) bool { return t.Kind == identity.Client }) {
+			log.Warn("decision endpoints need a decision client's token (decisions.require_token) and no static token of kind client is configured: every decision is refused")
+		}
 	} else if !cfg.Demo.Enabled {
 		log.Warn("decisions.require_token is false: any caller may ask for decisions, and the Data API tells who holds privilege now")
 	}
