@@ -592,12 +592,15 @@ func TestCheckSubjectFromToken(t *testing.T) {
 		headers map[string]string
 		allowed bool
 	}{
-		"a user's token":                       {map[string]string{"authorization": "Bearer " + userToken}, true},
-		"a client's token is nobody":           {map[string]string{"authorization": "Bearer " + clientToken}, false},
-		"an unknown token is nobody":           {map[string]string{"authorization": "Bearer elv_nope"}, false},
-		"the token wins over the header":       {map[string]string{"authorization": "Bearer " + clientToken, "x-elevate-subject": "liam.chen@perparims.example"}, false},
-		"the header without a token":           {map[string]string{"x-elevate-subject": subject}, true},
-		"a bad token falls back to the header": {map[string]string{"authorization": "Bearer elv_nope", "x-elevate-subject": subject}, true},
+		"a user's token":             {map[string]string{"authorization": "Bearer " + userToken}, true},
+		"a client's token is nobody": {map[string]string{"authorization": "Bearer " + clientToken}, false},
+		"an unknown token is nobody": {map[string]string{"authorization": "Bearer elv_nope"}, false},
+		// Each of these allows only if the right one of the two is the
+		// subject: sophia is allowed, liam is not.
+		"a user's token wins over the header":           {map[string]string{"authorization": "Bearer " + userToken, "x-elevate-subject": "liam.chen@perparims.example"}, true},
+		"a client's token is no subject, the header is": {map[string]string{"authorization": "Bearer " + clientToken, "x-elevate-subject": subject}, true},
+		"the header without a token":                    {map[string]string{"x-elevate-subject": subject}, true},
+		"a bad token falls back to the header":          {map[string]string{"authorization": "Bearer elv_nope", "x-elevate-subject": subject}, true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
