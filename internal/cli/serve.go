@@ -91,6 +91,16 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		Caching: caching,
 		Logger:  log,
 	}
+	// The evaluation metric's query label names these (the Data API's
+	// built-in answer for gateways among them); others are "other".
+	known := []string{dataAPIQuery}
+	for _, q := range engineOpts.Prepare {
+		known = append(known, q.String())
+	}
+	for _, q := range cfg.Decisions.MetricQueries {
+		known = append(known, policy.MustQuery(q).String())
+	}
+	m.KnownQueries(known...)
 	if plane != nil {
 		engineOpts.Manager, engineOpts.Bundles = plane.Manager(), plane.Bundles()
 	}
@@ -138,6 +148,7 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 	checks := map[string]func(context.Context) error{"store": st.Ping}
 	if plane != nil {
 		if dl := plane.DecisionLogs(); dl != nil {
+			dl.MaskHeaders(cfg.Decisions.SubjectHeader)
 			eval.LogDecisions(dl)
 		}
 		if plane.Bundles() {
@@ -146,13 +157,19 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 			checks["bundles"] = plane.BundlesActivated
 		}
 	}
+	// Every decision endpoint, or none, takes a decision client's token.
 	var clientsOnly decision.Authenticator
-	if cfg.Decisions.RequireToken {
+	if cfg.TokenRequired() {
 		clientsOnly = auth
+		if !slices.ContainsFunc(idCfg.StaticTokens, func(t identity.StaticToken) bool { return t.Kind == identity.Client }) {
+			log.Warn("decision endpoints need a decision client's token (decisions.require_token) and no static token of kind client is configured: every decision is refused")
+		}
+	} else if !cfg.Demo.Enabled {
+		log.Warn("decisions.require_token is false: any caller may ask for decisions, and the Data API tells who holds privilege now")
 	}
 	envoyOpts := envoy.Options{
 		Query: envoyQuery, DryRun: cfg.Decisions.EnvoyDryRun,
-		SubjectHeader: cfg.Decisions.SubjectHeader, Auth: auth, Log: log,
+		SubjectHeader: cfg.Decisions.SubjectHeader, Auth: auth, Clients: clientsOnly, Log: log,
 		SkipRequestBodyParse: cfg.Decisions.EnvoySkipRequestBodyParse,
 		NoDecisionIDHeader:   !cfg.Decisions.EnvoyDecisionIDHeader,
 	}
@@ -165,6 +182,7 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		Addr:            cfg.Server.Addr,
 		GRPCAddr:        cfg.Server.GRPCAddr,
 		ShutdownTimeout: time.Duration(cfg.Server.ShutdownTimeout),
+		ReadTimeout:     time.Duration(cfg.Server.ReadTimeout),
 		Engine:          engine,
 		Logger:          log,
 		APIs: []server.Registrar{
@@ -172,11 +190,11 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 			api.New(wf, auth, log, cfg.Server.MaxBodyBytes),
 			decision.NewDataAPI(eval, clientsOnly, cfg.Decisions.SubjectField, cfg.Server.MaxBodyBytes),
 			decision.NewForwardAuth(eval, decision.ForwardAuthOptions{
-				Query: forwardAuthQuery, Auth: auth, SubjectHeader: cfg.Decisions.SubjectHeader,
+				Query: forwardAuthQuery, Auth: auth, SubjectHeader: cfg.Decisions.SubjectHeader, Clients: clientsOnly,
 			}),
 			decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{
 				Query: envoyOpts.Query, DryRun: envoyOpts.DryRun, SubjectHeader: envoyOpts.SubjectHeader,
-				Auth: auth, Log: log, MaxBody: cfg.Server.MaxBodyBytes,
+				Auth: auth, Clients: clientsOnly, Log: log, MaxBody: cfg.Server.MaxBodyBytes,
 				SkipRequestBodyParse: envoyOpts.SkipRequestBodyParse, ProtoSet: envoyOpts.ProtoSet,
 				NoDecisionIDHeader: envoyOpts.NoDecisionIDHeader,
 			}),
@@ -232,6 +250,9 @@ func controlPlane(ctx context.Context, cfg config.Config, m *metrics.Metrics, lo
 	}
 	return controlplane.New(ctx, cfg.OPAConfig, opts)
 }
+
+// dataAPIQuery is the built-in policies' Data API decision for gateways.
+const dataAPIQuery = "data.pim.authz.allow"
 
 // sweepInterval is how often due work (expiries, time-outs, scheduled
 // starts) is looked for. Access does not wait for it: an elevation stops

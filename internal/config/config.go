@@ -195,6 +195,10 @@ type ServerConfig struct {
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
 	// MaxBodyBytes is the largest request body accepted (413 above it).
 	MaxBodyBytes int64 `json:"max_body_bytes"`
+	// ReadTimeout bounds reading one HTTP request, body included (headers
+	// within the lesser of it and 10s), and a gRPC connection's handshake:
+	// a client sending a byte at a time is cut off when it runs out.
+	ReadTimeout Duration `json:"read_timeout"`
 }
 
 // PolicyConfig is where policies come from and how they are evaluated.
@@ -227,9 +231,13 @@ type StoreConfig struct {
 
 // DecisionsConfig is how gateways ask for decisions.
 type DecisionsConfig struct {
-	// RequireToken makes the Data API take a decision client's bearer token
-	// (identity.static_tokens, kind client).
-	RequireToken bool `json:"require_token"`
+	// RequireToken makes every decision endpoint (the Data API,
+	// forward-auth, ext_authz HTTP and gRPC) take a decision client's token
+	// (identity.static_tokens, kind client). Unset, it is true outside demo
+	// mode: the Data API adds the store's live elevations to its input, so
+	// an open one tells any caller who holds privilege right now. Only an
+	// explicit false opens them. See TokenRequired.
+	RequireToken *bool `json:"require_token,omitempty"`
 	// SubjectField is the Data API input field naming the subject whose
 	// elevations are added to the input.
 	SubjectField string `json:"subject_field"`
@@ -241,6 +249,11 @@ type DecisionsConfig struct {
 	ForwardAuthQuery string `json:"forward_auth_query"`
 	// EnvoyQuery is the policy Envoy's ext_authz asks (gRPC and HTTP).
 	EnvoyQuery string `json:"envoy_query"`
+	// MetricQueries are Data API queries (data.app.allow) the evaluation
+	// metric names, beside the built-in entrypoints, data.pim.authz.allow,
+	// forward_auth_query and envoy_query; every other query is counted as
+	// "other", so callers cannot create series at will.
+	MetricQueries []string `json:"metric_queries"`
 	// EnvoyDryRun allows every ext_authz request and only logs the real
 	// decision, to try a policy before enforcing it.
 	EnvoyDryRun bool `json:"envoy_dry_run"`
@@ -257,6 +270,15 @@ type DecisionsConfig struct {
 	// EnvoyDecisionIDHeader adds x-elevate-decision-id to every ext_authz
 	// answer (default true), unless the policy sets that header itself.
 	EnvoyDecisionIDHeader bool `json:"envoy_decision_id_header"`
+}
+
+// TokenRequired is whether decision endpoints need a decision client's
+// token: decisions.require_token when given, else true unless in demo mode.
+func (c Config) TokenRequired() bool {
+	if c.Decisions.RequireToken != nil {
+		return *c.Decisions.RequireToken
+	}
+	return !c.Demo.Enabled
 }
 
 // AuditConfig is how long the audit trail is kept. Trimming records an
@@ -324,7 +346,7 @@ type LogConfig struct {
 // Default is the configuration with nothing set.
 func Default() Config {
 	return Config{
-		Server: ServerConfig{Addr: "127.0.0.1:8181", GRPCAddr: "127.0.0.1:9191", ShutdownTimeout: Duration(10 * time.Second), MaxBodyBytes: 1 << 20},
+		Server: ServerConfig{Addr: "127.0.0.1:8181", GRPCAddr: "127.0.0.1:9191", ShutdownTimeout: Duration(10 * time.Second), MaxBodyBytes: 1 << 20, ReadTimeout: Duration(30 * time.Second)},
 		Audit:  AuditConfig{MaxAge: Duration(30 * 24 * time.Hour)},
 		Limits: defaultLimits(),
 		Store:  StoreConfig{CacheSize: 100_000},
@@ -377,6 +399,7 @@ func Flags(fs *pflag.FlagSet, cfg *Config) {
 	fs.DurationVar((*time.Duration)(&cfg.Server.ShutdownTimeout), "shutdown-timeout", time.Duration(cfg.Server.ShutdownTimeout), "how long in-flight requests may take to finish on shutdown")
 	fs.DurationVar((*time.Duration)(&cfg.Policy.EvalTimeout), "eval-timeout", time.Duration(cfg.Policy.EvalTimeout), "deadline of one policy evaluation (exceeding it denies)")
 	fs.BoolVar(&cfg.Policy.Watch, "watch", cfg.Policy.Watch, "reload policies when files under the given paths change")
+	fs.DurationVar((*time.Duration)(&cfg.Server.ReadTimeout), "read-timeout", time.Duration(cfg.Server.ReadTimeout), "how long reading one request (body included) may take")
 	fs.Int64Var(&cfg.Server.MaxBodyBytes, "max-body-bytes", cfg.Server.MaxBodyBytes, "largest request body accepted")
 	fs.StringVar(&cfg.Store.RedisURL, "redis-url", cfg.Store.RedisURL, "Redis URL (redis://, rediss://); empty keeps state in this process only")
 	fs.IntVar(&cfg.Store.CacheSize, "cache-size", cfg.Store.CacheSize, "principals whose holdings each replica caches for decisions, invalidated by Redis (0: none)")
@@ -533,6 +556,11 @@ func (c *Config) Validate() error {
 			return &Error{Field: field, Err: err}
 		}
 	}
+	for i, q := range c.Decisions.MetricQueries {
+		if _, err := policy.ParseQuery(q); err != nil {
+			return &Error{Field: fmt.Sprintf("decisions.metric_queries[%d]", i), Err: err}
+		}
+	}
 	if c.Decisions.SubjectField == "" {
 		return &Error{Field: "decisions.subject_field", Err: errors.New("required")}
 	}
@@ -541,6 +569,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.MaxBodyBytes < 1 {
 		return &Error{Field: "server.max_body_bytes", Err: errors.New("must be positive")}
+	}
+	if c.Server.ReadTimeout <= 0 {
+		return &Error{Field: "server.read_timeout", Err: errors.New("must be positive")}
 	}
 	if c.Server.ShutdownTimeout < 0 {
 		return &Error{Field: "server.shutdown_timeout", Err: errors.New("must not be negative")}

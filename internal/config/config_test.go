@@ -272,3 +272,39 @@ caching:
 		t.Errorf("bad caching: %v, want an error naming caching", err)
 	}
 }
+
+// Unset, decisions.require_token is true outside demo mode; only an
+// explicit false opens the decision endpoints.
+func TestDecisionsTokenRequiredUnlessOpened(t *testing.T) {
+	demo := []string{"--demo", "--demo-credentials", filepath.Join(t.TempDir(), "c.json")}
+	tests := map[string]struct {
+		file string
+		demo bool
+		want bool
+	}{
+		"unset":               {want: true},
+		"unset, demo":         {demo: true, want: false},
+		"explicit false":      {file: "decisions:\n  require_token: false\n", want: false},
+		"explicit true":       {file: "decisions:\n  require_token: true\n", want: true},
+		"explicit true, demo": {file: "decisions:\n  require_token: true\n", demo: true, want: true},
+		"other decisions set": {file: "decisions:\n  subject_field: who\n", want: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var args []string
+			if tc.file != "" {
+				args = append(args, "--config", writeFile(t, tc.file))
+			}
+			if tc.demo {
+				args = append(args, demo...)
+			}
+			cfg, err := load(t, args, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.TokenRequired(); got != tc.want {
+				t.Errorf("TokenRequired() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

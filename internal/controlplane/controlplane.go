@@ -118,9 +118,15 @@ func (p *Plane) Manager() *plugins.Manager { return p.manager }
 // Bundles is whether bundles are configured (and so are the policy).
 func (p *Plane) Bundles() bool { return p.bundles }
 
-// DecisionLogs is OPA's decision-log plugin, nil unless decision_logs is
-// configured.
-func (p *Plane) DecisionLogs() *logs.Plugin { return logs.Lookup(p.manager) }
+// DecisionLogs is OPA's decision-log plugin behind Elevate's built-in
+// mask (see DecisionLogger), nil unless decision_logs is configured.
+func (p *Plane) DecisionLogs() *DecisionLogger {
+	plugin := logs.Lookup(p.manager)
+	if plugin == nil {
+		return nil
+	}
+	return &DecisionLogger{plugin: plugin, manager: p.manager}
+}
 
 // Start starts the plugins: bundles begin downloading, decision logs and
 // status reports uploading, until Stop.

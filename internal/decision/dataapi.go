@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/open-policy-agent/opa/v1/util"
 
+	"github.com/elevatepdp/elevate/internal/decision/envoy"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
@@ -66,8 +67,13 @@ type dataResponse struct {
 
 func (d *DataAPI) serve(c *gin.Context) {
 	if d.auth != nil {
-		id, err := d.auth.Authenticate(c.Request.Context(), c.GetHeader("Authorization"))
-		if err != nil || id.Kind != identity.Client {
+		// The caller is the client itself: its token is in Authorization.
+		values := c.Request.Header.Values("Authorization")
+		cred := envoy.ClientCredential{Many: len(values) > 1}
+		if len(values) > 0 {
+			cred.Authorization = values[0]
+		}
+		if err := envoy.AuthenticateClient(c.Request.Context(), d.auth, cred); err != nil {
 			c.Header("WWW-Authenticate", `Bearer realm="elevate"`)
 			c.AbortWithStatusJSON(http.StatusUnauthorized, opaError{Code: "unauthorized", Message: "a decision client's bearer token is required", Errors: []string{}})
 			return

@@ -95,6 +95,9 @@ type Request struct {
 	// not evaluated, and fails closed as bad_input, recorded (log, metrics,
 	// decision log) like any other decision.
 	Refused error
+	// RefusedAs is the reason a Refused request fails closed with;
+	// ReasonBadInput when empty.
+	RefusedAs string
 }
 
 // Evaluate makes a decision. It never returns an error: a failure is a
@@ -192,7 +195,11 @@ func (r Result) outcome() string {
 // failed, the input as the policy saw it (nil when none) and the error.
 func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string, ast.Value, error) {
 	if r.Refused != nil {
-		return nil, false, ReasonBadInput, nil, r.Refused
+		reason := r.RefusedAs
+		if reason == "" {
+			reason = ReasonBadInput
+		}
+		return nil, false, reason, nil, r.Refused
 	}
 	now := e.now()
 	input := r.Input

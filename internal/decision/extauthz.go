@@ -38,6 +38,9 @@ type ExtAuthzOptions struct {
 	// Auth, when set, makes the user of a verified bearer token in the
 	// forwarded Authorization header the subject.
 	Auth Authenticator
+	// Clients, when set, makes every check carry a decision client's token
+	// in ClientTokenHeader (see ForwardAuthOptions.Clients).
+	Clients Authenticator
 	// Log receives errors; nil means logrus's standard logger.
 	Log logrus.FieldLogger
 	// MaxBody bounds how much of a forwarded body is read (set Envoy's
@@ -69,7 +72,7 @@ func NewExtAuthzHTTP(eval *Evaluator, opts ExtAuthzOptions) *ExtAuthzHTTP {
 		opts.MaxBody = DefaultExtAuthzMaxBody
 	}
 	authz := envoy.NewAuthorizer(eval, envoy.Options{
-		Query: opts.Query, DryRun: opts.DryRun, SubjectHeader: opts.SubjectHeader, Auth: opts.Auth, Log: opts.Log,
+		Query: opts.Query, DryRun: opts.DryRun, SubjectHeader: opts.SubjectHeader, Auth: opts.Auth, Clients: opts.Clients, Log: opts.Log,
 		SkipRequestBodyParse: opts.SkipRequestBodyParse, ProtoSet: opts.ProtoSet, NoDecisionIDHeader: opts.NoDecisionIDHeader,
 	})
 	return &ExtAuthzHTTP{authz: authz, maxBody: opts.MaxBody}
@@ -99,11 +102,15 @@ func (h *ExtAuthzHTTP) serve(c *gin.Context) {
 	if int64(len(body)) > h.maxBody {
 		body = body[:h.maxBody]
 	}
+	// The gateway's credential is its own, not the end user's request's:
+	// taken out before the request becomes policy input.
+	client := clientCredential(c.Request.Header)
+	c.Request.Header.Del(ClientTokenHeader)
 	req := envoy.HTTPCheckRequest(c.Request, path, body, truncated)
 	if !ok {
-		h.authz.Refuse(c.Request.Context(), req, envoy.EndpointHTTP, errEscapedPrefix).WriteHTTP(c.Writer)
+		h.authz.Refuse(c.Request.Context(), req, envoy.EndpointHTTP, client, errEscapedPrefix).WriteHTTP(c.Writer)
 	} else {
-		h.authz.Authorize(c.Request.Context(), req, envoy.EndpointHTTP).WriteHTTP(c.Writer)
+		h.authz.Authorize(c.Request.Context(), req, envoy.EndpointHTTP, client).WriteHTTP(c.Writer)
 	}
 	c.Abort()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
 
+	"github.com/elevatepdp/elevate/internal/decision/envoy"
 	"github.com/elevatepdp/elevate/internal/decision/target"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
@@ -43,6 +44,10 @@ type ForwardAuthOptions struct {
 	// only when set, and is then trusted as is: the gateway must set or
 	// remove it on every request, and only the gateway may reach Elevate.
 	SubjectHeader string
+	// Clients, when set, makes every check carry the gateway's decision
+	// client token in ClientTokenHeader; a check without one is refused
+	// (403) before anything else. Nil lets any caller ask.
+	Clients Authenticator
 }
 
 // ForwardAuth answers the authorization subrequests of gateways: nginx
@@ -54,6 +59,7 @@ type ForwardAuth struct {
 	eval          *Evaluator
 	query         policy.Query
 	auth          Authenticator
+	clients       Authenticator
 	subjectHeader string
 }
 
@@ -64,7 +70,7 @@ func NewForwardAuth(eval *Evaluator, opts ForwardAuthOptions) *ForwardAuth {
 		q = ForwardAuthDefaultQuery
 	}
 	return &ForwardAuth{
-		eval: eval, query: q, auth: opts.Auth,
+		eval: eval, query: q, auth: opts.Auth, clients: opts.Clients,
 		subjectHeader: http.CanonicalHeaderKey(strings.TrimSpace(opts.SubjectHeader)),
 	}
 }
@@ -101,6 +107,20 @@ type forwardAuthVerdict struct {
 }
 
 func (f *ForwardAuth) serve(c *gin.Context) {
+	if f.clients != nil {
+		if err := envoy.AuthenticateClient(c.Request.Context(), f.clients, clientCredential(c.Request.Header)); err != nil {
+			res := f.eval.Evaluate(c.Request.Context(), Request{Query: f.query, Log: logrus.Fields{
+				"endpoint": "forward-auth", "request_id": c.GetString("X-Request-Id"),
+				"headers": forwardAuthLogHeaders(c.Request.Header),
+			}, Refused: err, RefusedAs: envoy.ReasonUnauthenticatedClient})
+			c.Header(forwardAuthDecisionHeader, res.ID)
+			c.AbortWithStatusJSON(http.StatusForbidden, forwardAuthError{
+				Code: "forbidden", Message: "the gateway did not authenticate as a decision client (" + ClientTokenHeader + ")",
+				Errors: []string{res.Failed}, DecisionID: res.ID,
+			})
+			return
+		}
+	}
 	subject, err := f.subject(c)
 	if err != nil {
 		c.Header("WWW-Authenticate", `Bearer realm="elevate"`)
@@ -287,7 +307,7 @@ func (f *ForwardAuth) verdict(res Result) forwardAuthVerdict {
 }
 
 // forwardAuthSecretHeaders are logged masked: they carry credentials.
-var forwardAuthSecretHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true}
+var forwardAuthSecretHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true, ClientTokenHeader: true}
 
 // forwardAuthLogHeaders are the request headers for the decision log,
 // credentials masked: an Authorization keeps only its scheme.
@@ -299,7 +319,7 @@ func forwardAuthLogHeaders(h http.Header) map[string]string {
 			masked := make([]string, len(values))
 			for i, v := range values {
 				masked[i] = "<redacted>"
-				if scheme, _, ok := strings.Cut(v, " "); ok && name != "Cookie" {
+				if scheme, _, ok := strings.Cut(v, " "); ok && name != "Cookie" && name != ClientTokenHeader {
 					masked[i] = scheme + " <redacted>"
 				}
 			}

@@ -6,6 +6,8 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -27,6 +29,42 @@ type Metrics struct {
 	storeErrors      *prometheus.CounterVec
 	events           *prometheus.CounterVec
 	gauges           *gaugeCollector
+
+	// Label values come from a bounded set, whatever callers send: each
+	// value is a new series, and the Data API takes any path from anyone.
+	queries atomic.Pointer[map[string]bool]
+	roles   boundedLabel
+}
+
+// Other is the label value of everything outside a label's bounded set.
+const Other = "other"
+
+// maxRoles bounds the role label's values: the roles a tenant defines are
+// far fewer, and a request naming a role that does not exist is audited
+// with that name.
+const maxRoles = 256
+
+// boundedLabel admits the first max distinct values; later ones are Other.
+type boundedLabel struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]bool
+}
+
+func (b *boundedLabel) value(v string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.seen[v] {
+		return v
+	}
+	if len(b.seen) >= b.max {
+		return Other
+	}
+	if b.seen == nil {
+		b.seen = map[string]bool{}
+	}
+	b.seen[v] = true
+	return v
 }
 
 // Latency buckets from 100 µs to about 1.6 s: decisions are expected in
@@ -60,6 +98,7 @@ func New() *Metrics {
 			Name: "elevate_workflow_events_total", Help: "Audited workflow events (activations, approvals, denials, expiries...), by type and role.",
 		}, []string{"type", "role"}),
 		gauges: &gaugeCollector{},
+		roles:  boundedLabel{max: maxRoles},
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -84,8 +123,22 @@ func (m *Metrics) FailedClosed(endpoint, reason string) {
 	m.failClosed.WithLabelValues(endpoint, reason).Inc()
 }
 
+// KnownQueries are the queries the query label names (the configured
+// ones: entrypoints, forward-auth's, Envoy's); any other evaluation,
+// such as a Data API path nobody configured, is counted as Other.
+func (m *Metrics) KnownQueries(queries ...string) {
+	set := make(map[string]bool, len(queries))
+	for _, q := range queries {
+		set[q] = true
+	}
+	m.queries.Store(&set)
+}
+
 // Evaluation times one policy evaluation.
 func (m *Metrics) Evaluation(query string, took time.Duration) {
+	if known := m.queries.Load(); known == nil || !(*known)[query] {
+		query = Other
+	}
 	m.evalDuration.WithLabelValues(query).Observe(took.Seconds())
 }
 
@@ -99,7 +152,7 @@ func (m *Metrics) StoreOp(op string, took time.Duration, failed bool) {
 
 // Event counts an audited workflow event.
 func (m *Metrics) Event(typ, role string) {
-	m.events.WithLabelValues(typ, role).Inc()
+	m.events.WithLabelValues(typ, m.roles.value(role)).Inc()
 }
 
 // Register serves GET /metrics.

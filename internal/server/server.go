@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/elevatepdp/elevate/internal/policy"
 )
@@ -35,14 +36,38 @@ type Options struct {
 	GRPCAddr        string
 	GRPC            []GRPCRegistrar
 	ShutdownTimeout time.Duration
-	Engine          *policy.Engine
-	Logger          *logrus.Logger
+	// ReadTimeout bounds reading one request, body included, on the HTTP
+	// listener, and the connection handshake on the gRPC one: a client
+	// trickling bytes cannot hold a connection longer. Zero means
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
+	Engine      *policy.Engine
+	Logger      *logrus.Logger
 	// APIs are served beside the health endpoints.
 	APIs []Registrar
 	// Checks must pass for the replica to be ready (the store, say); each
 	// gets a short deadline.
 	Checks map[string]func(context.Context) error
 }
+
+// DefaultReadTimeout is Options.ReadTimeout when zero.
+const DefaultReadTimeout = 30 * time.Second
+
+// Bounds of the gRPC listener's connections. A connection that sends
+// nothing for grpcMaxIdle is closed; a live one is pinged after grpcPing
+// of silence and closed when the ping is not answered within
+// grpcPingTimeout; a client pinging more often than every grpcMinPing is
+// disconnected (Envoy's default keepalive is well above it). Every
+// connection is asked to go away after grpcMaxAge, and closed ReadTimeout
+// later: gRPC cannot bound the reading of one message, so this bounds how
+// long a stream trickling bytes can hold a connection.
+const (
+	grpcMaxIdle     = 5 * time.Minute
+	grpcPing        = time.Minute
+	grpcPingTimeout = 20 * time.Second
+	grpcMinPing     = 10 * time.Second
+	grpcMaxAge      = time.Hour
+)
 
 // Server is one Elevate replica's listeners: HTTP, and gRPC when a gRPC
 // service is registered.
@@ -77,13 +102,27 @@ func New(opts Options) *Server {
 		api.Register(r)
 	}
 	s.handler = r
+	read := opts.ReadTimeout
+	if read <= 0 {
+		read = DefaultReadTimeout
+	}
 	s.http = &http.Server{
 		Handler:           r,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(10*time.Second, read),
+		// The whole request, body included: a body sent a byte at a time
+		// is cut when it runs out.
+		ReadTimeout: read,
+		IdleTimeout: 2 * time.Minute,
 	}
 	if len(opts.GRPC) > 0 {
-		s.grpc = grpc.NewServer()
+		s.grpc = grpc.NewServer(
+			grpc.ConnectionTimeout(read),
+			grpc.KeepaliveParams(keepalive.ServerParameters{
+				MaxConnectionIdle: grpcMaxIdle, Time: grpcPing, Timeout: grpcPingTimeout,
+				MaxConnectionAge: grpcMaxAge, MaxConnectionAgeGrace: read,
+			}),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcMinPing, PermitWithoutStream: true}),
+		)
 		for _, svc := range opts.GRPC {
 			svc.Register(s.grpc)
 		}

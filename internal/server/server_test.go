@@ -3,7 +3,10 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -177,5 +180,94 @@ func TestGRPCListener(t *testing.T) {
 	}
 	if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err == nil {
 		t.Fatal("gRPC still answers after shutdown")
+	}
+}
+
+// readAll is a route reading the whole body, as the APIs do.
+type readAll struct{}
+
+func (readAll) Register(r gin.IRouter) {
+	r.POST("/slow", func(c *gin.Context) {
+		if _, err := io.ReadAll(c.Request.Body); err != nil {
+			c.AbortWithStatus(http.StatusBadRequest)
+			return
+		}
+		c.Status(http.StatusOK)
+	})
+}
+
+// serveWith serves opts (an engine and logger added) until the test ends.
+func serveWith(t *testing.T, opts Options) *Server {
+	t.Helper()
+	base := newServer(t)
+	opts.Engine, opts.Logger, opts.Addr, opts.GRPCAddr, opts.ShutdownTimeout = base.opts.Engine, base.log, "127.0.0.1:0", "127.0.0.1:0", time.Second
+	s := New(opts)
+	if _, err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-served })
+	return s
+}
+
+// cutWithin is how long the server took to close conn (after answering
+// or not), while send writes to it; at most limit.
+func cutWithin(t *testing.T, conn net.Conn, limit time.Duration, send func()) time.Duration {
+	t.Helper()
+	started := time.Now()
+	go send()
+	_ = conn.SetReadDeadline(time.Now().Add(limit))
+	_, err := io.Copy(io.Discard, conn)
+	if err == nil {
+		err = io.EOF
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the connection was still open after %s", limit)
+	}
+	return time.Since(started)
+}
+
+// A body sent a byte a second is cut once the read timeout runs out, not
+// read to its end: the HTTP listener bounds the time to read a request.
+func TestSlowBodyIsCut(t *testing.T) {
+	s := serveWith(t, Options{APIs: []Registrar{readAll{}}, ReadTimeout: time.Second})
+	conn, err := net.Dial("tcp", s.listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const bodyLen = 30 // seconds to send it all
+	if _, err := fmt.Fprintf(conn, "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", bodyLen); err != nil {
+		t.Fatal(err)
+	}
+	took := cutWithin(t, conn, 20*time.Second, func() {
+		for range bodyLen {
+			if _, err := conn.Write([]byte("x")); err != nil {
+				return
+			}
+			time.Sleep(time.Second)
+		}
+	})
+	// One second configured; generous for a loaded machine, far below the
+	// 30 s the body takes.
+	if took > 8*time.Second {
+		t.Fatalf("cut after %s", took)
+	}
+}
+
+// A gRPC connection that never completes its handshake is closed once the
+// read timeout runs out.
+func TestGRPCHandshakeIsCut(t *testing.T) {
+	s := serveWith(t, Options{GRPC: []GRPCRegistrar{healthService{}}, ReadTimeout: time.Second})
+	conn, err := net.Dial("tcp", s.grpcListener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if took := cutWithin(t, conn, 20*time.Second, func() { _, _ = conn.Write([]byte("PRI * HTTP/2.0\r\n")) }); took > 8*time.Second {
+		t.Fatalf("cut after %s", took)
 	}
 }

@@ -506,8 +506,11 @@ func TestAudit(t *testing.T) {
 
 	all := e.events(t, "")
 	for _, ev := range all {
-		if ev["id"] == "" || ev["actor"] == "" || ev["type"] == "" {
-			t.Fatalf("event without id, actor or type: %v", ev)
+		// Absent keys must fail too: nil is not "".
+		for _, k := range []string{"id", "actor", "type"} {
+			if v, ok := ev[k].(string); !ok || v == "" {
+				t.Fatalf("event without %s: %v", k, ev)
+			}
 		}
 		parseTime(t, ev["time"])
 	}

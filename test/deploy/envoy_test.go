@@ -5,6 +5,7 @@ package deploy
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -54,15 +55,21 @@ func TestEnvoyExample(t *testing.T) {
 			if authz.FailureModeAllow {
 				t.Errorf("%s fails open", l.Name)
 			}
+			// Each presents Envoy's decision client token, apart from the
+			// end user's authorization header.
 			switch {
 			case authz.GetGrpcService().GetEnvoyGrpc().GetClusterName() == "elevate_grpc":
-				modes["grpc"] = true
+				for _, md := range authz.GetGrpcService().GetInitialMetadata() {
+					modes["grpc"] = modes["grpc"] || md.GetKey() == "authorization" && strings.HasPrefix(md.GetValue(), "Bearer ")
+				}
 			case authz.GetHttpService().GetPathPrefix() == "/v1/ext_authz":
-				modes["http"] = true
+				for _, h := range authz.GetHttpService().GetAuthorizationRequest().GetHeadersToAdd() {
+					modes["http"] = modes["http"] || h.GetKey() == "x-elevate-client-token"
+				}
 			}
 		}
 	}
 	if !modes["grpc"] || !modes["http"] {
-		t.Fatalf("modes found: %v, want grpc and http", modes)
+		t.Fatalf("modes found with a client token: %v, want grpc and http", modes)
 	}
 }

@@ -152,10 +152,15 @@ func (bs *bundleServer) counts(etag string) (served, notModified int) {
 }
 
 // opaConfig is Elevate's configuration file holding OPA's sections, as
-// JSON (which YAML reads as it is).
+// JSON (which YAML reads as it is), with the decision endpoints opened
+// (these tests are about bundles and decision logs, not client tokens).
 func opaConfig(t *testing.T, sections map[string]any) string {
 	t.Helper()
-	b, err := json.Marshal(sections)
+	doc := map[string]any{"decisions": map[string]any{"require_token": false}}
+	for k, v := range sections {
+		doc[k] = v
+	}
+	b, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,17 @@
 package e2e
 
 import (
+	"context"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/elevatepdp/elevate/test/elevatetest"
 	"github.com/elevatepdp/elevate/test/harness"
@@ -51,6 +59,141 @@ func TestDataAPITokenSetting(t *testing.T) {
 	s.Do(t, "POST", "/v1/data/pim/authz/allow", first.Token(t, "sophia"), body).Want(t, 401, "unauthorized")
 	if got := s.Do(t, "POST", "/v1/data/pim/authz/allow", first.Token(t, "gateway"), body).Want(t, 200); got["result"] != false {
 		t.Fatalf("answer %v", got)
+	}
+}
+
+// Outside demo mode, with nothing said about decisions.require_token, every
+// decision endpoint answers only a decision client presenting its token in
+// its own place; a user's token is never one. An explicit false opens them.
+func TestDecisionEndpointsClosedByDefault(t *testing.T) {
+	first := elevatetest.Start(t, elevatetest.Options{Demo: true})
+	closed := elevatetest.Start(t, elevatetest.Options{Config: identityFor(t, first)})
+	opened := elevatetest.Start(t, elevatetest.Options{Config: identityFor(t, first) + "decisions:\n  require_token: false\n"})
+	user, gateway := first.Token(t, "perparim"), first.Token(t, "gateway")
+
+	data := map[string]any{"input": map[string]any{"subject": "x@y", "action": "a.b"}}
+	closed.Do(t, "POST", "/v1/data/pim/authz/allow", "", data).Want(t, 401, "unauthorized")
+	closed.Do(t, "POST", "/v1/data/pim/authz/allow", user, data).Want(t, 401, "unauthorized")
+	closed.Do(t, "POST", "/v1/data/pim/authz/allow", gateway, data).Want(t, 200)
+	opened.Do(t, "POST", "/v1/data/pim/authz/allow", "", data).Want(t, 200)
+
+	// Forward-auth and ext_authz HTTP: the end user's token in
+	// Authorization, the gateway's in X-Elevate-Client-Token. A refusal
+	// names unauthenticated_client; a decision (here a policy's denial,
+	// there being no assignments) does not.
+	refused := func(s *elevatetest.Server, path, clientToken string) bool {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+user)
+		req.Header.Set("X-Forwarded-Method", "GET")
+		req.Header.Set("X-Forwarded-Uri", "/users/17")
+		req.Header.Set("X-Forwarded-Host", "api.example")
+		if clientToken != "" {
+			req.Header.Set("X-Elevate-Client-Token", clientToken)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusOK {
+			return false
+		}
+		return strings.Contains(string(b), "unauthenticated_client")
+	}
+	check := func(s *elevatetest.Server, md ...string) bool {
+		t.Helper()
+		conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx := metadata.AppendToOutgoingContext(context.Background(), md...)
+		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "GET", Path: "/users/17", Host: "api.example",
+				Headers: map[string]string{"authorization": "Bearer " + user},
+			}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(resp.GetDeniedResponse().GetBody(), "unauthenticated_client")
+	}
+	for _, path := range []string{"/v1/forward-auth", "/v1/ext_authz/users/17"} {
+		if !refused(closed, path, "") {
+			t.Errorf("%s answered a gateway without a token", path)
+		}
+		if !refused(closed, path, user) {
+			t.Errorf("%s took a user's token as a decision client's", path)
+		}
+		if refused(closed, path, gateway) {
+			t.Errorf("%s refused the decision client", path)
+		}
+		if refused(opened, path, "") {
+			t.Errorf("%s is not opened by require_token: false", path)
+		}
+	}
+	if !check(closed) {
+		t.Error("gRPC Check answered a gateway without a token")
+	}
+	if !check(closed, "authorization", "Bearer "+user) {
+		t.Error("gRPC Check took a user's token as a decision client's")
+	}
+	if check(closed, "authorization", "Bearer "+gateway) {
+		t.Error("gRPC Check refused the decision client")
+	}
+	if check(opened) {
+		t.Error("gRPC Check is not opened by require_token: false")
+	}
+}
+
+// Through the running server: forward-auth reads both families of
+// forwarded headers (X-Forwarded-*, X-Original-*) and refuses, as a failed
+// decision, a request where they disagree or one is given twice, so a
+// client cannot smuggle in the family its gateway does not set. The same
+// request with agreeing headers is allowed, so the refusals are the
+// disagreement's.
+func TestForwardAuthForwardedHeadersMustAgree(t *testing.T) {
+	s := elevatetest.Start(t, elevatetest.Options{Demo: true})
+	token := s.Token(t, "perparim")
+	tests := map[string]struct {
+		headers [][2]string
+		allowed bool
+	}{
+		"one family":     {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/users/17"}}, true},
+		"both agreeing":  {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Original-Method", "GET"}, {"X-Forwarded-Uri", "/users/17"}, {"X-Original-Uri", "/users/17"}}, true},
+		"methods differ": {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Original-Method", "DELETE"}, {"X-Forwarded-Uri", "/users/17"}}, false},
+		"URIs differ":    {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/users/17"}, {"X-Original-Uri", "/users"}}, false},
+		"a URI twice":    {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/users/17"}, {"X-Forwarded-Uri", "/devices"}}, false},
+		"a method twice": {[][2]string{{"X-Original-Method", "GET"}, {"X-Original-Method", "POST"}, {"X-Original-Uri", "/users/17"}}, false},
+		"hosts disagree": {[][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/users/17"}, {"X-Forwarded-Host", "other.example"}}, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", s.URL+"/v1/forward-auth", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("X-Forwarded-Host", "api.example")
+			for _, h := range tc.headers {
+				req.Header.Add(h[0], h[1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			if tc.allowed {
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("%d %s, want 200", resp.StatusCode, raw)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(raw), `"bad_input"`) {
+				t.Fatalf("%d %s, want 403 bad_input", resp.StatusCode, raw)
+			}
+		})
 	}
 }
 
@@ -112,7 +255,8 @@ func TestDecisionsFailClosedWithoutRedis(t *testing.T) {
 		t.Fatalf("reason %v", got)
 	}
 	d := s.Do(t, "POST", "/v1/authorize", gateway, authorize).Want(t, 200)
-	if d["allow"] != false || d["error"] == "" {
+	// error is omitempty: absent must fail, not read as "".
+	if e, ok := d["error"].(string); d["allow"] != false || !ok || e == "" {
 		t.Fatalf("authorize during the outage: %v", d)
 	}
 	s.Do(t, "GET", "/health", "", nil).Want(t, 200)

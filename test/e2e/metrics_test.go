@@ -109,3 +109,42 @@ func TestMetrics(t *testing.T) {
 	}
 	redis.Start(t)
 }
+
+// Thousands of distinct Data API paths, from a caller nobody authenticated
+// in demo mode, make no new series: the query label is a configured
+// query or "other".
+func TestMetricLabelsBoundedOverHTTP(t *testing.T) {
+	s := elevatetest.Start(t, elevatetest.Options{Demo: true})
+	count := func() (series int, size int) {
+		t.Helper()
+		resp, err := http.Get(s.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "elevate_policy_evaluation_duration_seconds_count{") {
+				series++
+			}
+		}
+		return series, len(body)
+	}
+	s.Do(t, "POST", "/v1/data/pim/authz/allow", "", map[string]any{"input": map[string]any{"subject": "x@y", "action": "a.b"}}).Want(t, 200)
+	s.Do(t, "GET", "/v1/data/x0/0", "", nil).Want(t, 200)
+	before, size := count()
+	for i := range 500 {
+		s.Do(t, "GET", "/v1/data/x"+strconv.Itoa(i)+"/"+strconv.Itoa(i%7), "", nil).Want(t, 200)
+	}
+	after, grown := count()
+	if after != before {
+		t.Errorf("evaluation series grew from %d to %d", before, after)
+	}
+	if grown > size+size/10 {
+		t.Errorf("/metrics grew from %d to %d bytes", size, grown)
+	}
+	if metric(t, s, "elevate_policy_evaluation_duration_seconds_count", "query", "data.pim.authz.allow") != 1 ||
+		metric(t, s, "elevate_policy_evaluation_duration_seconds_count", "query", "other") < 500 {
+		t.Error("the configured query or other is not counted")
+	}
+}

@@ -81,7 +81,11 @@ type stack struct {
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	redis := harness.Redis(t)
-	s := &stack{elevate: elevatetest.Start(t, elevatetest.Options{Demo: true, RedisURL: redis.URL}), api: newAPI(t)}
+	// Decision clients required, as outside demo mode: the example must
+	// present nginx's client token.
+	s := &stack{elevate: elevatetest.Start(t, elevatetest.Options{
+		Demo: true, RedisURL: redis.URL, Config: "decisions:\n  require_token: true\n",
+	}), api: newAPI(t)}
 
 	// Without the route nginx would answer 500 for everything; say why.
 	resp, err := client.Get(s.elevate.URL + "/v1/forward-auth")
@@ -98,8 +102,9 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	s.nginx = Nginx(t, string(example), map[string]string{
-		"ELEVATE":  strings.TrimPrefix(s.elevate.URL, "http://"),
-		"UPSTREAM": strings.TrimPrefix(s.api.URL, "http://"),
+		"ELEVATE":      strings.TrimPrefix(s.elevate.URL, "http://"),
+		"UPSTREAM":     strings.TrimPrefix(s.api.URL, "http://"),
+		"CLIENT_TOKEN": s.elevate.Token(t, "gateway"),
 	})
 	return s
 }

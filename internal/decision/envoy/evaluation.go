@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -24,11 +25,12 @@ type Evaluator interface {
 
 // EvalRequest is decision.Request, field for field: see there.
 type EvalRequest struct {
-	Query   policy.Query
-	Input   any
-	Subject string
-	Log     logrus.Fields
-	Refused error
+	Query     policy.Query
+	Input     any
+	Subject   string
+	Log       logrus.Fields
+	Refused   error
+	RefusedAs string
 }
 
 // EvalResult is decision.Result, field for field: see there. Failed != ""
@@ -68,6 +70,11 @@ type Options struct {
 	// the request's Authorization header, when it verifies as a user; it
 	// takes precedence over SubjectHeader.
 	Auth Authenticator
+	// Clients, when set, makes every check present a decision client's
+	// token: the gateway's own, never the end user's (see
+	// ClientCredential). A check without one is denied before anything is
+	// evaluated, in dry-run too. Nil lets any caller ask.
+	Clients Authenticator
 	// Log receives errors; decisions are logged by the Evaluator. Nil means
 	// logrus's standard logger.
 	Log logrus.FieldLogger
@@ -91,6 +98,7 @@ type Authorizer struct {
 	dryRun        bool
 	subjectHeader string
 	auth          Authenticator
+	clients       Authenticator
 	log           logrus.FieldLogger
 	input         InputOptions
 	idHeader      bool
@@ -107,7 +115,7 @@ func NewAuthorizer(eval Evaluator, opts Options) *Authorizer {
 	return &Authorizer{
 		eval: eval, query: opts.Query, dryRun: opts.DryRun,
 		subjectHeader: strings.ToLower(strings.TrimSpace(opts.SubjectHeader)),
-		auth:          opts.Auth, log: opts.Log,
+		auth:          opts.Auth, clients: opts.Clients, log: opts.Log,
 		input:    InputOptions{SkipBodyParse: opts.SkipRequestBodyParse, ProtoSet: opts.ProtoSet},
 		idHeader: !opts.NoDecisionIDHeader,
 	}
@@ -119,22 +127,44 @@ const (
 	EndpointHTTP = "ext_authz_http"
 )
 
-// Authorize decides req, within ctx's deadline. It never fails: a request
-// that cannot be decided (malformed, a policy error or timeout, an unusable
-// decision, even a panic) is denied, unless in dry-run.
-func (a *Authorizer) Authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string) Response {
-	return a.decide(ctx, req, endpoint, nil)
+// ReasonUnauthenticatedClient: decision clients must authenticate and the
+// caller (the gateway, not the end user) presented no valid client token.
+const ReasonUnauthenticatedClient = "unauthenticated_client"
+
+// ClientCredential is the gateway's own credential as a check presents it,
+// in Authorization header form ("Bearer <token>"); "" when none was sent.
+// Many says it was sent more than once, which is refused.
+type ClientCredential struct {
+	Authorization string
+	Many          bool
+}
+
+// Authorize decides req, within ctx's deadline, for the gateway that
+// presented client. It never fails: a request that cannot be decided
+// (malformed, a policy error or timeout, an unusable decision, even a
+// panic) is denied, unless in dry-run; a gateway that does not authenticate
+// as a decision client, when Options.Clients is set, is denied even then.
+func (a *Authorizer) Authorize(ctx context.Context, req *authv3.CheckRequest, endpoint string, client ClientCredential) Response {
+	return a.decide(ctx, req, endpoint, client, nil)
 }
 
 // Refuse answers req as a request that cannot be parsed (bad_input, 400),
 // for err: for a protocol that finds req ambiguous before Input does. The
 // refusal is recorded as every decision is.
-func (a *Authorizer) Refuse(ctx context.Context, req *authv3.CheckRequest, endpoint string, err error) Response {
-	return a.decide(ctx, req, endpoint, func() (map[string]any, error) { return nil, err })
+func (a *Authorizer) Refuse(ctx context.Context, req *authv3.CheckRequest, endpoint string, client ClientCredential, err error) Response {
+	return a.decide(ctx, req, endpoint, client, func() (map[string]any, error) { return nil, err })
 }
 
-// decide is Authorize with the input built by input (nil: Input(req)).
-func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, endpoint string, input func() (map[string]any, error)) Response {
+// decide is Authorize with the input built by input (nil: Input(req)). A
+// gateway that is not a decision client, when one must be, is refused
+// before anything else is looked at.
+func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, endpoint string, client ClientCredential, input func() (map[string]any, error)) Response {
+	if err := a.client(ctx, client); err != nil {
+		// Recorded by the Evaluator as every decision is.
+		res := a.eval.EvaluateEnvoy(ctx, EvalRequest{Query: a.query, Log: logFields(req, endpoint, a.dryRun),
+			Refused: err, RefusedAs: ReasonUnauthenticatedClient})
+		return failedResponse(res.ID, ReasonUnauthenticatedClient, 403)
+	}
 	if input == nil {
 		input = func() (map[string]any, error) { return Input(req, a.input) }
 	}
@@ -261,3 +291,31 @@ func logFields(req *authv3.CheckRequest, endpoint string, dryRun bool) logrus.Fi
 // newID is a decision ID for a decision the Evaluator did not record (a
 // panic), in the Evaluator's form.
 func newID() string { return policy.NewDecisionID() }
+
+// client checks the gateway's credential when decision clients must
+// authenticate.
+func (a *Authorizer) client(ctx context.Context, c ClientCredential) error {
+	if a.clients == nil {
+		return nil
+	}
+	return AuthenticateClient(ctx, a.clients, c)
+}
+
+// AuthenticateClient fails unless c verifies with auth as a decision
+// client's token; a user's token is never one. Forward-auth uses it too.
+func AuthenticateClient(ctx context.Context, auth Authenticator, c ClientCredential) error {
+	if c.Many {
+		return errors.New("the decision client's token is given more than once")
+	}
+	if c.Authorization == "" {
+		return errors.New("no decision client's token")
+	}
+	id, err := auth.Authenticate(ctx, c.Authorization)
+	if err != nil {
+		return err
+	}
+	if id.Kind != identity.Client {
+		return errors.New("the token is a user's, not a decision client's")
+	}
+	return nil
+}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 )
 
@@ -72,5 +73,20 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, input func
 			resp, err = failed.CheckResponse(), nil
 		}
 	}()
-	return s.authz.decide(ctx, req, EndpointGRPC, input).CheckResponse(), nil
+	return s.authz.decide(ctx, req, EndpointGRPC, grpcClientCredential(ctx), input).CheckResponse(), nil
+}
+
+// ClientMetadata is the gRPC call metadata carrying the gateway's decision
+// client token, "Bearer <token>" (Envoy: grpc_service.initial_metadata).
+// It is the call's own, apart from the checked request's headers, whose
+// authorization is the end user's.
+const ClientMetadata = "authorization"
+
+func grpcClientCredential(ctx context.Context) ClientCredential {
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get(ClientMetadata)
+	if len(values) == 0 {
+		return ClientCredential{}
+	}
+	return ClientCredential{Authorization: values[0], Many: len(values) > 1}
 }

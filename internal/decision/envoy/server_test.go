@@ -594,12 +594,15 @@ func TestCheckSubjectFromToken(t *testing.T) {
 		headers map[string]string
 		allowed bool
 	}{
-		"a user's token":                       {map[string]string{"authorization": "Bearer " + userToken}, true},
-		"a client's token is nobody":           {map[string]string{"authorization": "Bearer " + clientToken}, false},
-		"an unknown token is nobody":           {map[string]string{"authorization": "Bearer elv_nope"}, false},
-		"the token wins over the header":       {map[string]string{"authorization": "Bearer " + clientToken, "x-elevate-subject": "liam.chen@perparims.example"}, false},
-		"the header without a token":           {map[string]string{"x-elevate-subject": subject}, true},
-		"a bad token falls back to the header": {map[string]string{"authorization": "Bearer elv_nope", "x-elevate-subject": subject}, true},
+		"a user's token":             {map[string]string{"authorization": "Bearer " + userToken}, true},
+		"a client's token is nobody": {map[string]string{"authorization": "Bearer " + clientToken}, false},
+		"an unknown token is nobody": {map[string]string{"authorization": "Bearer elv_nope"}, false},
+		// Each of these allows only if the right one of the two is the
+		// subject: sophia is allowed, liam is not.
+		"a user's token wins over the header":           {map[string]string{"authorization": "Bearer " + userToken, "x-elevate-subject": "liam.chen@perparims.example"}, true},
+		"a client's token is no subject, the header is": {map[string]string{"authorization": "Bearer " + clientToken, "x-elevate-subject": subject}, true},
+		"the header without a token":                    {map[string]string{"x-elevate-subject": subject}, true},
+		"a bad token falls back to the header":          {map[string]string{"authorization": "Bearer elv_nope", "x-elevate-subject": subject}, true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -610,11 +613,26 @@ func TestCheckSubjectFromToken(t *testing.T) {
 					t.Errorf("%s: allowed = %v, want %v", path, got.Allowed, tc.allowed)
 				}
 			}
-			// The decision log never shows a credential.
+			// The decision log never shows a credential, and does show that
+			// one was sent: an absent field must fail, not pass.
+			decisions := 0
 			for _, e := range hook.AllEntries() {
-				if h, ok := e.Data["headers"].(map[string]string); ok && h["authorization"] != "" && h["authorization"] != "<masked>" {
-					t.Errorf("decision log shows authorization %q", h["authorization"])
+				if e.Message != "decision" {
+					continue
 				}
+				decisions++
+				h, ok := e.Data["headers"].(map[string]string)
+				if !ok {
+					t.Fatalf("decision log line without headers: %v", e.Data)
+				}
+				if _, sent := tc.headers["authorization"]; sent {
+					if got, ok := h["authorization"]; !ok || got != "<masked>" {
+						t.Errorf("decision log authorization = %q (present %v), want <masked>", got, ok)
+					}
+				}
+			}
+			if decisions != 2 {
+				t.Errorf("%d decision log lines, want 2", decisions)
 			}
 		})
 	}

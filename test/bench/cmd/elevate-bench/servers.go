@@ -47,7 +47,8 @@ func (b *bench) elevateConfig(addr, grpcAddr, redisURL string) (string, error) {
 			},
 			"static_tokens": []map[string]any{{"name": "gateway", "kind": "client", "sha256": identity.HashToken(b.gatewayToken)}},
 		},
-		"decisions": map[string]any{"subject_header": subjectHeader},
+		// Opened: the load generators present no decision client token.
+		"decisions": map[string]any{"subject_header": subjectHeader, "require_token": false},
 		"log":       map[string]any{"level": b.logLevel, "format": "json"},
 	}
 	// JSON is YAML.
