@@ -244,7 +244,7 @@ func checkAcceptedClaims(t *testing.T, payload []byte, id Identity) {
 		}
 	}
 	if !norm.NFKC.IsNormalString(email) {
-		t.Fatalf("email %+q accepted as %+q: it holds compatibility characters", email, p)
+		t.Fatalf("email %+q accepted as %+q: the PRECIS profile would change it (NFKC %+q)", email, p, norm.NFKC.String(email))
 	}
 	if isASCII(p) && (!isASCII(email) || p != strings.ToLower(email)) {
 		t.Fatalf("email %+q merged into the ASCII principal %+q", email, p)

@@ -80,7 +80,7 @@ func checkPrincipal(t *testing.T, parse func(string) (string, error), in, p stri
 	}
 	trimmed := strings.TrimSpace(in)
 	if !norm.NFKC.IsNormalString(trimmed) {
-		t.Fatalf("%+q accepted as %+q: it holds compatibility characters (NFKC %+q)", in, p, norm.NFKC.String(trimmed))
+		t.Fatalf("%+q accepted as %+q: the PRECIS profile would change it (NFKC %+q)", in, p, norm.NFKC.String(trimmed))
 	}
 	if isASCII(p) && (!isASCII(trimmed) || p != strings.ToLower(trimmed)) {
 		t.Fatalf("%+q merged into the ASCII principal %+q", in, p)
