@@ -240,6 +240,7 @@ var bindEndpoints = []struct {
 func FuzzBind(f *testing.F) {
 	ft := newFuzzTenant(f)
 	start := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	tooLong := time.Now().Add(2 * 8760 * time.Hour).UTC().Format(time.RFC3339)
 	for i, seed := range []string{
 		`{"principal": "kate@x", "role": "fuzz-role", "scope": "/a", "type": "eligible", "justification": "new hire"}`,
 		`{"role": "fuzz-other", "duration": "30m", "justification": "on call"}`,
@@ -261,6 +262,7 @@ func FuzzBind(f *testing.F) {
 	}{
 		{0, `{"principal": "kate@x", "role": "fuzz-role", "start": "` + start + `", "end": "2025-01-01T00:00:00Z"}`},
 		{0, `{"principal": "kate@x", "role": "fuzz-role", "type": "active", "end": "not a time"}`},
+		{0, `{"principal": "kate@x", "role": "fuzz-role", "end": "` + tooLong + `"}`},
 		{0, `{"principal": " ", "role": "fuzz-role"}`},
 		{0, `{"principal": "kate@x", "role": "no-such-role"}`},
 		{0, `{"principal": "kate@x", "role": "fuzz-role", "scope": "/a/.."}`},
