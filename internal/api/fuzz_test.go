@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -385,13 +386,15 @@ const (
 	auditMaxPage    = 10_000
 )
 
-// auditReplica is a replica over a trail of n events.
-func (ft *fuzzTenant) auditReplica(t testing.TB, n int) replica {
+// auditReplica is a replica over a trail of n events, and the trail.
+func (ft *fuzzTenant) auditReplica(t testing.TB, n int) (replica, []audit.Event) {
 	t.Helper()
 	sink := audit.NewMemorySink(n)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	trail := make([]audit.Event, n)
 	for i := range n {
-		_, err := sink.Append(context.Background(), audit.Event{
+		var err error
+		trail[i], err = sink.Append(context.Background(), audit.Event{
 			ID: fmt.Sprintf("evt_%d", i), Time: t0.Add(time.Duration(i) * time.Minute), Type: audit.Types[i%len(audit.Types)],
 			Actor: "root@x", Principal: auditPrincipals[i%len(auditPrincipals)], Role: auditRoles[i%len(auditRoles)], Scope: "/",
 		})
@@ -399,7 +402,7 @@ func (ft *fuzzTenant) auditReplica(t testing.TB, n int) replica {
 			t.Fatal(err)
 		}
 	}
-	return ft.replica(t, sink)
+	return ft.replica(t, sink), trail
 }
 
 // FuzzAuditQuery sends arbitrary query strings to GET /v1/audit, as an
@@ -411,14 +414,16 @@ func (ft *fuzzTenant) auditReplica(t testing.TB, n int) replica {
 // X-Next-After-Seq alike.
 func FuzzAuditQuery(f *testing.F) {
 	ft := newFuzzTenant(f)
-	short, long := ft.auditReplica(f, auditShortTrail), ft.auditReplica(f, auditLongTrail)
+	short, trail := ft.auditReplica(f, auditShortTrail)
+	long, _ := ft.auditReplica(f, auditLongTrail)
 	for _, q := range []string{
 		"",
 		"limit=10",
 		"limit=10&after_seq=100",
 		"principal=sam@x&type=activation.activated&limit=5",
 		"principal=SAM@x",
-		"role=fuzz-role&since=2026-01-02T00:00:00Z&until=2026-01-03T00:00:00Z",
+		"role=fuzz-role&since=2026-01-01T00:30:00Z&until=2026-01-01T01:00:00Z",
+		"since=2026-01-01T01:30:00%2B01:00&until=2026-01-01T00:40:00Z",
 		"format=jsonl&limit=3",
 		"format=csv&limit=3&after_seq=9000",
 		"after_seq=119",
@@ -431,7 +436,7 @@ func FuzzAuditQuery(f *testing.F) {
 		"after_seq=-1",
 		"after_seq=9223372036854775808",
 		"since=yesterday",
-		"since=2026-01-02T00:00:00+01:00",
+		"since=2026-01-01T01:00:00+01:00",
 		"until=9999-12-31T23:59:59Z",
 		"type=nope",
 		"format=xml",
@@ -460,9 +465,9 @@ func FuzzAuditQuery(f *testing.F) {
 		if !ok || req.URL.Path != "/v1/audit" {
 			return
 		}
-		rep := short
+		rep, onShort := short, true
 		if n, err := strconv.ParseInt(req.URL.Query().Get("limit"), 10, 64); n > 1000 || errors.Is(err, strconv.ErrRange) {
-			rep = long
+			rep, onShort = long, false
 		}
 		w := record(rep, req)
 		what := fmt.Sprintf("GET /v1/audit?%s", query)
@@ -521,21 +526,39 @@ func FuzzAuditQuery(f *testing.F) {
 		if v := q.Get("until"); v != "" {
 			until, _ = time.Parse(time.RFC3339, v)
 		}
+		role, typ := q.Get("role"), q.Get("type")
+		passes := func(e audit.Event) bool {
+			return e.Seq > after && (principal == "" || e.Principal == principal) && (role == "" || e.Role == role) &&
+				(typ == "" || string(e.Type) == typ) && (since.IsZero() || !e.Time.Before(since)) &&
+				(until.IsZero() || e.Time.Before(until))
+		}
 		last := after
 		for _, e := range page.Events {
-			switch {
-			case e.Seq <= last:
+			if e.Seq <= last {
 				t.Fatalf("%s: seq %d after %d", what, e.Seq, last)
-			case principal != "" && e.Principal != principal, asSam && e.Principal != "sam@x":
-				t.Fatalf("%s: event of %q in a page for %q (as sam@x %v)", what, e.Principal, principal, asSam)
-			case q.Get("role") != "" && e.Role != q.Get("role"):
-				t.Fatalf("%s: event of role %q", what, e.Role)
-			case q.Get("type") != "" && string(e.Type) != q.Get("type"):
-				t.Fatalf("%s: event of type %q", what, e.Type)
-			case !since.IsZero() && e.Time.Before(since), !until.IsZero() && !e.Time.Before(until):
-				t.Fatalf("%s: event at %s outside [%s, %s)", what, e.Time, since, until)
+			}
+			if !passes(e) || asSam && e.Principal != "sam@x" {
+				t.Fatalf("%s: event %d (%s of %q in %q at %s) does not pass the filters (as sam@x: %v)", what, e.Seq, e.Type, e.Principal, e.Role, e.Time, asSam)
 			}
 			last = e.Seq
+		}
+		if onShort {
+			// The whole answer is known: the first limit events passing.
+			var want []int64
+			for _, e := range trail {
+				if passes(e) {
+					want = append(want, e.Seq)
+				}
+			}
+			more := len(want) > limit
+			want = want[:min(limit, len(want))]
+			var got []int64
+			for _, e := range page.Events {
+				got = append(got, e.Seq)
+			}
+			if !slices.Equal(got, want) || more != (next != "") {
+				t.Fatalf("%s: page %v (next %q), want %v (more: %v)", what, got, next, want, more)
+			}
 		}
 		switch {
 		case (page.NextAfterSeq != nil) != (next != ""):
