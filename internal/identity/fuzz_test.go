@@ -279,6 +279,9 @@ func claimTime(v any) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
+	// Beyond some 35,000 years either way a date is only far: clamped, so
+	// the conversion to int64 stays defined.
+	f = max(min(f, 1<<40), -(1 << 40))
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
 }
