@@ -288,6 +288,11 @@ func FuzzBind(f *testing.F) {
 		{6, `{"duration": "1h", "mfa": {"totp": "1"}}`},
 		{6, `{"duration": "99999999h"}`},
 		{8, `{"totp": 123456}`},
+		// Duplicate and case-folded keys, taken until issue 11 item 10 is
+		// resolved.
+		{0, `{"principal": "kate@x", "role": "no-such-role", "role": "fuzz-role"}`},
+		{0, `{"PRINCIPAL": "kate@x", "Role": "fuzz-role"}`},
+		{2, `{"subject": "nobody@x", "SUBJECT": "sam@x", "action": "fuzz.run"}`},
 	} {
 		f.Add(seed.endpoint, uint8(len(fuzzTokens)), []byte(seed.body))
 	}
@@ -445,6 +450,9 @@ func FuzzAuditQuery(f *testing.F) {
 		"limit=5&limit=6",
 		"limit=5;x=1",
 		"%zz",
+		// Unbounded or wrapping limits until issue 11 item 7 is resolved.
+		"limit=20000",
+		"limit=9223372036854775807",
 	} {
 		f.Add(q, false)
 		f.Add(q, true)

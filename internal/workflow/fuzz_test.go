@@ -35,6 +35,17 @@ var principalSeeds = []string{
 	"kate\u2028@x",
 	strings.Repeat("a", 256),
 	strings.Repeat("a", 257),
+	// Look-alikes and invisible characters, accepted (or merged) until
+	// issue 11 item 2 is resolved.
+	"\xffkate@x",
+	"\u212Aate@perparims.example",
+	"\u0130nes@x",
+	"ｋａｔｅ@perparims.example",
+	"ka\u200bte@perparims.example",
+	"\u202ekate@perparims.example",
+	"kate\u2066@x",
+	"kate\ufeff@x",
+	"k\u0301ate@x",
 }
 
 // FuzzPrincipal checks what the principal parser accepts. An accepted name
