@@ -8,7 +8,7 @@ ELEVATE := bin/elevate
 OPA     := bin/opa
 
 .DEFAULT_GOAL := help
-.PHONY: help build opa run test vet fmt-check redis nginx go-test policy-test bundle clean bench
+.PHONY: help build opa run test vet fmt-check redis nginx go-test policy-test bundle clean bench fuzz
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,12 @@ bench: build opa redis ## Run the benchmarks and the load comparison (not part o
 	  > bin/bench/go-bench.txt || { cat bin/bench/go-bench.txt; exit 1; }
 	@cat bin/bench/go-bench.txt
 	$(GO) run ./test/bench/cmd/elevate-bench -elevate $(ELEVATE) -opa $(OPA) -out bin/bench -gobench bin/bench/go-bench.txt
+
+FUZZTIME ?= 2m
+FUZZ     ?= .
+
+fuzz: ## Run every Go fuzz target (or those FUZZ matches) for FUZZTIME each, default 2m (not part of make test)
+	FUZZTIME=$(FUZZTIME) .ci/fuzz '$(FUZZ)'
 
 bundle: build ## Build bundles/demo.tar.gz from the policies and demo data
 	$(ELEVATE) bundle build policies bundles/demo -o bundles/demo.tar.gz

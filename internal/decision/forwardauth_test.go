@@ -65,7 +65,7 @@ func faElevation(id, role, scope string) workflow.Elevation {
 }
 
 // faBuiltIn is the policies and demo data built into the binary.
-func faBuiltIn(t *testing.T) policy.Source {
+func faBuiltIn(t testing.TB) policy.Source {
 	t.Helper()
 	fsys, err := policy.MergeFS(map[string]fs.FS{"policies": policies.FS, "bundles": bundles.Demo})
 	if err != nil {
@@ -84,7 +84,7 @@ type faServer struct {
 	log     *bytes.Buffer
 }
 
-func newFAServer(t *testing.T, src policy.Source, st faStore, opts ForwardAuthOptions) faServer {
+func newFAServer(t testing.TB, src policy.Source, st faStore, opts ForwardAuthOptions) faServer {
 	t.Helper()
 	var buf bytes.Buffer
 	log := logrus.New()

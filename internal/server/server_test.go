@@ -24,7 +24,7 @@ import (
 	"github.com/elevatepdp/elevate/internal/policy"
 )
 
-func newServer(t *testing.T) *Server {
+func newServer(t testing.TB) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "t.rego"), []byte("package t\n\nx := 1\n"), 0o644); err != nil {
