@@ -239,7 +239,7 @@ func checkAcceptedClaims(t *testing.T, payload []byte, id Identity) {
 	if isASCII(email) && p != strings.ToLower(email) {
 		t.Fatalf("email %+q accepted as principal %+q", email, p)
 	}
-	if p == "" || len(p) > maxPrincipalLen || !utf8.ValidString(p) {
+	if p == "" || len(p) > MaxPrincipalLen || !utf8.ValidString(p) {
 		t.Fatalf("email %+q accepted as principal %+q: empty, too long or not UTF-8", email, p)
 	}
 	for _, r := range p {
