@@ -87,6 +87,11 @@ func (a *API) fail(c *gin.Context, err error) {
 	var denied *workflow.DeniedError
 	var bad *workflow.InvalidError
 	switch {
+	// First: its causes are kept (%w) and may be of the kinds below, but
+	// the answer is that nothing could be decided.
+	case errors.Is(err, workflow.ErrUnavailable):
+		a.logError(c, err)
+		abort(c, http.StatusServiceUnavailable, "unavailable", "a policy or the store could not answer; nothing was changed", nil)
 	case errors.As(err, &bad):
 		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values", bad.Errors)
 	case errors.As(err, &denied):
@@ -102,9 +107,6 @@ func (a *API) fail(c *gin.Context, err error) {
 		abort(c, http.StatusConflict, "conflict", err.Error(), nil)
 	case errors.Is(err, store.ErrInvalid):
 		abort(c, http.StatusUnprocessableEntity, "invalid_value", err.Error(), nil)
-	case errors.Is(err, workflow.ErrUnavailable):
-		a.logError(c, err)
-		abort(c, http.StatusServiceUnavailable, "unavailable", "a policy or the store could not answer; nothing was changed", nil)
 	default:
 		a.logError(c, err)
 		abort(c, http.StatusInternalServerError, "internal", "internal error", nil)

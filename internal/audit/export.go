@@ -258,7 +258,7 @@ func ReadExport(r io.Reader) (Export, error) {
 			case bytes.HasPrefix(whole, []byte("[")):
 				var events []json.RawMessage
 				if err := strict(whole, &events); err != nil {
-					return Export{}, fmt.Errorf("%w: a JSON array, but: %v", ErrExport, err)
+					return Export{}, fmt.Errorf("%w: a JSON array, but: %w", ErrExport, err)
 				}
 				return readEvents(nil, events)
 			case hasMember(whole, "events"):
@@ -271,7 +271,7 @@ func ReadExport(r io.Reader) (Export, error) {
 					NextAfterSeq int64 `json:"next_after_seq"`
 				}
 				if err := strict(whole, &doc); err != nil {
-					return Export{}, fmt.Errorf("%w: a JSON export, but: %v", ErrExport, err)
+					return Export{}, fmt.Errorf("%w: a JSON export, but: %w", ErrExport, err)
 				}
 				if err := checkAnchor(doc.Anchor); err != nil {
 					return Export{}, err
@@ -288,7 +288,7 @@ func readEvents(anchor *Anchor, raws []json.RawMessage) (Export, error) {
 	for i, raw := range raws {
 		var err error
 		if x.Events[i], err = x.decodeEvent(i, raw); err != nil {
-			return Export{}, fmt.Errorf("%w: event %d of the list: %v", ErrExport, i+1, err)
+			return Export{}, fmt.Errorf("%w: event %d of the list: %w", ErrExport, i+1, err)
 		}
 	}
 	return x, nil
@@ -319,7 +319,7 @@ func readLines(raw []byte) (Export, error) {
 		}
 		e, err := x.decodeEvent(len(x.Events), line)
 		if err != nil {
-			return Export{}, fmt.Errorf("%w: line %d is not an event: %v", ErrExport, n+1, err)
+			return Export{}, fmt.Errorf("%w: line %d is not an event: %w", ErrExport, n+1, err)
 		}
 		x.Events = append(x.Events, e)
 		x.Lines = append(x.Lines, n+1)

@@ -238,7 +238,7 @@ func (s *Service) Audit(ctx context.Context, c Caller, f audit.Filter) ([]audit.
 	}
 	events, err := s.audit.Events(ctx, f)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read audit events: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: read audit events: %w", ErrUnavailable, err)
 	}
 	return events, nil
 }

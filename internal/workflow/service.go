@@ -142,7 +142,7 @@ func (s *Service) commit(ctx context.Context, e audit.Event, undo func(context.C
 				"assignment_id": e.AssignmentID, "error": uerr.Error()}).Error("a change whose audit event was lost could not be undone")
 		}
 	}
-	return fmt.Errorf("%w: the audit trail could not be written, so nothing was changed: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: the audit trail could not be written, so nothing was changed: %w", ErrUnavailable, err)
 }
 
 // restore undoes a change of an activation: before, stored again over
@@ -231,15 +231,15 @@ func (s *Service) evalRoles(ctx context.Context) (map[string]Role, error) {
 		return map[string]Role{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: read roles: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: read roles: %w", ErrUnavailable, err)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read roles: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: read roles: %w", ErrUnavailable, err)
 	}
 	roles := map[string]Role{}
 	if err := json.Unmarshal(b, &roles); err != nil {
-		return nil, fmt.Errorf("%w: roles do not follow the settings schema: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: roles do not follow the settings schema: %w", ErrUnavailable, err)
 	}
 	for id, r := range roles {
 		r.ID = id
@@ -265,11 +265,11 @@ func (s *Service) role(ctx context.Context, id string) (Role, error) {
 func (s *Service) decide(ctx context.Context, q policy.Query, input map[string]any) (map[string]any, error) {
 	v, err := ast.InterfaceToValue(input)
 	if err != nil {
-		return nil, fmt.Errorf("%w: build input of %s: %v", ErrUnavailable, q, err)
+		return nil, fmt.Errorf("%w: build input of %s: %w", ErrUnavailable, q, err)
 	}
 	res, err := s.engine.Eval(ctx, q, v)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	d, ok := res.(map[string]any)
 	if !ok {
@@ -282,14 +282,14 @@ func (s *Service) decide(ctx context.Context, q policy.Query, input map[string]a
 func (s *Service) allowed(ctx context.Context, q policy.Query, input map[string]any) (bool, error) {
 	v, err := ast.InterfaceToValue(input)
 	if err != nil {
-		return false, fmt.Errorf("%w: build input of %s: %v", ErrUnavailable, q, err)
+		return false, fmt.Errorf("%w: build input of %s: %w", ErrUnavailable, q, err)
 	}
 	res, err := s.engine.Eval(ctx, q, v)
 	if errors.Is(err, policy.ErrUndefined) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return res == true, nil
 }
@@ -311,5 +311,5 @@ func storeErr(err error) error {
 			return err
 		}
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
