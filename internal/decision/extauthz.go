@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -80,17 +81,46 @@ func NewExtAuthzHTTP(eval *Evaluator, opts ExtAuthzOptions) *ExtAuthzHTTP {
 
 // Register adds the routes, for every method. They carry end users'
 // requests, credentials included: no API authentication may sit in front
-// of them.
+// of them. Envoy sends the original request's method, whatever it is, and
+// gin routes only the nine methods of Any: registered on the root router,
+// a middleware serves the prefix for any other (WebDAV's PROPFIND, an
+// extension method), which would otherwise reach no route and no policy.
 func (h *ExtAuthzHTTP) Register(r gin.IRouter) {
 	r.Any(ExtAuthzPrefix, h.serve)
 	r.Any(ExtAuthzPrefix+"/*path", h.serve)
+	r.Use(h.otherMethods)
+}
+
+// otherMethods serves requests under the prefix whose method gin's Any does
+// not route; it passes every other request on untouched.
+func (h *ExtAuthzHTTP) otherMethods(c *gin.Context) {
+	p := c.Request.URL.Path
+	if routedByAny(c.Request.Method) || (p != ExtAuthzPrefix && !strings.HasPrefix(p, ExtAuthzPrefix+"/")) {
+		c.Next()
+		return
+	}
+	// gin's answer of 405 set it before running the handlers; this is no 405.
+	c.Writer.Header().Del("Allow")
+	h.handle(c, ExtAuthzPrefix)
+}
+
+func routedByAny(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodHead,
+		http.MethodOptions, http.MethodDelete, http.MethodConnect, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 func (h *ExtAuthzHTTP) serve(c *gin.Context) {
-	// The original path is what follows the prefix, still escaped as Envoy
-	// sent it, with its query. FullPath includes any group the routes were
-	// registered under.
-	prefix := strings.TrimSuffix(c.FullPath(), "/*path")
+	// FullPath includes any group the routes were registered under.
+	h.handle(c, strings.TrimSuffix(c.FullPath(), "/*path"))
+}
+
+// handle decides the request whose original path is what follows prefix,
+// still escaped as Envoy sent it, with its query.
+func (h *ExtAuthzHTTP) handle(c *gin.Context, prefix string) {
 	path, ok := stripPrefix(c.Request.URL.EscapedPath(), prefix)
 	if c.Request.URL.RawQuery != "" {
 		path += "?" + c.Request.URL.RawQuery

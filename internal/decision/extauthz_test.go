@@ -275,7 +275,7 @@ func TestExtAuthzHTTPAnyMethod(t *testing.T) {
 allow if input.attributes.request.http.method == input.parsed_path[0]
 `)
 	r := router(decision.NewExtAuthzHTTP(eval, decision.ExtAuthzOptions{Log: log}))
-	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "HEAD"} {
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "HEAD", "PROPFIND", "MKCOL", "PURGE", "get"} {
 		if w := call(t, r, m, "/"+m, nil, ""); w.Code != 200 {
 			t.Errorf("%s: status %d", m, w.Code)
 		}
