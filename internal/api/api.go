@@ -174,6 +174,8 @@ func (a *API) bind(c *gin.Context, v any) bool {
 	var syn *jsontext.SyntacticError
 	var tm *time.ParseError
 	switch {
+	case errors.Is(err, errNotObject):
+		abort(c, http.StatusBadRequest, "malformed_json", "the body is not a JSON object; a JSON object is expected", nil)
 	case errors.Is(err, jsontext.ErrDuplicateName):
 		abort(c, http.StatusBadRequest, "duplicate_key", "the body names a member more than once", []string{pointer(err)})
 	case errors.Is(err, jsonv2.ErrUnknownName):
@@ -192,12 +194,19 @@ func (a *API) bind(c *gin.Context, v any) bool {
 	return false
 }
 
-// syntax checks that raw is one JSON value with unique names in each
+var errNotObject = errors.New("the body is not a JSON object")
+
+// syntax checks that raw is one JSON object with unique names in each
 // object.
 func syntax(raw []byte) error {
 	dec := jsontext.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.ReadValue(); err != nil {
+	val, err := dec.ReadValue()
+	if err != nil {
 		return err
+	}
+	if val.Kind() != '{' {
+		// null would decode into nothing, as if the body were {}.
+		return errNotObject
 	}
 	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return errors.Join(errors.New("more than one JSON value"), err)
