@@ -175,7 +175,7 @@ func (a *API) bind(c *gin.Context, v any) bool {
 	var tm *time.ParseError
 	switch {
 	case errors.Is(err, errNotObject):
-		abort(c, http.StatusBadRequest, "malformed_json", "the body is not a JSON object; a JSON object is expected", nil)
+		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values", []string{"the body: expected a JSON object, got null"})
 	case errors.Is(err, jsontext.ErrDuplicateName):
 		abort(c, http.StatusBadRequest, "duplicate_key", "the body names a member more than once", []string{pointer(err)})
 	case errors.Is(err, jsonv2.ErrUnknownName):
@@ -194,18 +194,19 @@ func (a *API) bind(c *gin.Context, v any) bool {
 	return false
 }
 
-var errNotObject = errors.New("the body is not a JSON object")
+var errNotObject = errors.New("the body is null, not a JSON object")
 
-// syntax checks that raw is one JSON object with unique names in each
-// object.
+// syntax checks that raw is one JSON value, not null, with unique names in
+// each object.
 func syntax(raw []byte) error {
 	dec := jsontext.NewDecoder(bytes.NewReader(raw))
 	val, err := dec.ReadValue()
 	if err != nil {
 		return err
 	}
-	if val.Kind() != '{' {
-		// null would decode into nothing, as if the body were {}.
+	if val.Kind() == 'n' {
+		// null would decode into nothing, as if the body were {}; other
+		// values that are no object are refused by Unmarshal.
 		return errNotObject
 	}
 	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
