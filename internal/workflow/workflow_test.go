@@ -475,6 +475,43 @@ func TestAdminDeactivatesAndRevokes(t *testing.T) {
 	}
 }
 
+// Item 27: an admin deactivates at the activation's scope: an admin of its
+// unit may, an admin of a sibling unit may not (told, as a stranger is,
+// that it does not exist), whatever the admin holds at "/".
+func TestAdminDeactivatesAtTheActivationsScope(t *testing.T) {
+	const unit, sibling = "/administrativeUnits/north", "/administrativeUnits/south"
+	tests := map[string]struct {
+		admin string
+		scope string
+		want  error
+	}{
+		"the unit's admin":       {"north-admin@x", unit, nil},
+		"a sibling unit's admin": {"south-admin@x", sibling, store.ErrNotFound},
+		"the directory's admin":  {"root@x", "/", nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			for _, a := range []store.Assignment{
+				{ID: "a-unit-ops", Principal: "sam@x", Role: "ops", Scope: unit, Type: store.Eligible},
+				{ID: "unit-admin", Principal: tc.admin, Role: "privileged-role-administrator", Scope: tc.scope, Type: store.Active},
+			} {
+				if err := e.store.CreateAssignment(ctx, a); err != nil && !errors.Is(err, store.ErrConflict) {
+					t.Fatal(err)
+				}
+			}
+			act, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops", Scope: unit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := e.svc.Deactivate(ctx, user(tc.admin), act.ID, "incident")
+			if !errors.Is(err, tc.want) || (tc.want == nil && got.Status != store.Deactivated) {
+				t.Fatalf("deactivation by %s: %+v, %v; want %v", tc.admin, got, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestAssignmentWindows(t *testing.T) {
 	e := newEnv(t)
 	now := e.clock.Now()
