@@ -98,8 +98,7 @@ func (s *Store) changed(p string) {
 	}
 }
 
-// pxat is t in Unix milliseconds, rounded up: a due entry scored so is
-// never claimed before t.
+// pxat is t in Unix milliseconds, rounded up: the scores of the due index.
 func pxat(t time.Time) int64 {
 	ms := t.UnixMilli()
 	if t.After(time.UnixMilli(ms)) {
@@ -115,13 +114,14 @@ func pxat(t time.Time) int64 {
 // end.
 func keyEnd(t time.Time) int64 { return pxat(t) - 1 }
 
-// atMillis is a with its times at the precision of Redis key expiry. With
-// finer times the record and the key disagreed: an elevation was over by
-// its ExpiresAt while its key, its lock and its due entry lasted up to two
-// milliseconds longer, so recording its expiry failed ("has not run out")
-// and ClaimDue missed it. Truncated, so nothing lasts past the time given.
+// atMillis is a with the times of its elevation at the precision of Redis
+// key expiry. With a finer ExpiresAt the record and the key disagreed: an
+// elevation was over by its ExpiresAt while its key and its lock lasted up
+// to two milliseconds longer, so recording its expiry failed ("has not run
+// out"). Truncated, so nothing lasts past the time given; ActivatedAt too,
+// so that the elevation lasts exactly its duration.
 func atMillis(a store.Activation) store.Activation {
-	for _, t := range []**time.Time{&a.Deadline, &a.StartAt, &a.ActivatedAt, &a.ExpiresAt} {
+	for _, t := range []**time.Time{&a.ActivatedAt, &a.ExpiresAt} {
 		if *t != nil {
 			ms := (*t).Truncate(time.Millisecond)
 			*t = &ms
@@ -568,8 +568,12 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	if limit <= 0 {
 		limit = -1
 	}
+	// Scores are due times rounded up to the millisecond, so now is too:
+	// everything due by now is found (rounded down, a time due within
+	// now's millisecond was missed until the next); one not due yet is
+	// found due below and put back.
 	ids, err := claimScript.Run(ctx, s.c, []string{s.due()},
-		now.UnixMilli(), now.Add(lease).UnixMilli(), limit).StringSlice()
+		pxat(now), now.Add(lease).UnixMilli(), limit).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("claim due activations: %w", err)
 	}
