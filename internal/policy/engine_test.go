@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 var (
@@ -306,7 +307,8 @@ func TestConcurrentEvalDuringReload(t *testing.T) {
 
 func TestWatchReloadsOnFileChange(t *testing.T) {
 	dir := policyDir(t, answerPolicy("1"))
-	e := newEngine(t, Source{Paths: []string{dir}})
+	log, logged := logtest.NewNullLogger()
+	e := newEngine(t, Source{Paths: []string{dir}}, func(o *Options) { o.Logger = log })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Watch(ctx) }()
@@ -317,22 +319,34 @@ func TestWatchReloadsOnFileChange(t *testing.T) {
 		}
 	}()
 
+	// seen polls until the answer is want, for at most d.
+	seen := func(want string, d time.Duration) bool {
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if got, _ := eval(t, e, answer, nil); equalJSON(got, want) {
+				return true
+			}
+		}
+		return false
+	}
 	waitFor := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if got, _ := eval(t, e, answer, nil); equalJSON(got, want) {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !seen(want, 10*time.Second) {
+			got, _ := eval(t, e, answer, nil)
+			t.Fatalf("answer stayed %v, want %s", got, want)
 		}
-		got, _ := eval(t, e, answer, nil)
-		t.Fatalf("answer stayed %v, want %s", got, want)
 	}
-	// The watcher may still be registering its directories.
-	time.Sleep(100 * time.Millisecond)
-	write(t, filepath.Join(dir, "t.rego"), answerPolicy("2"))
-	waitFor("2")
+	// The watcher registers its directories some time after Watch starts,
+	// and says nothing when it has: write until a reload shows the change.
+	// Each try waits longer than settle, since a write resets its timer.
+	for try := 0; ; try++ {
+		write(t, filepath.Join(dir, "t.rego"), answerPolicy("2"))
+		if seen("2", 5*settle) {
+			break
+		}
+		if try == 20 {
+			t.Fatal("the watcher never reloaded")
+		}
+	}
 
 	// A new directory, then a file in it.
 	write(t, filepath.Join(dir, "sub", "s.rego"), "package t2\n\nx := 1\n")
@@ -342,7 +356,20 @@ func TestWatchReloadsOnFileChange(t *testing.T) {
 
 	// A broken file is logged and the last good policy serves on.
 	write(t, filepath.Join(dir, "t.rego"), "package t\n\nanswer := \n")
-	time.Sleep(4 * settle)
+	// Waited for by its log line, the one sign a failed reload leaves.
+	reloadFailed := func() bool {
+		for _, entry := range logged.AllEntries() {
+			if entry.Message == "policy reload failed; the last good policy keeps serving" {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !reloadFailed(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the broken file was never reloaded")
+		}
+	}
 	if got, err := eval(t, e, answer, nil); err != nil || !equalJSON(got, "3") {
 		t.Fatalf("broken file: got %v, %v; want 3", got, err)
 	}

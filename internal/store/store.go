@@ -74,7 +74,7 @@ const (
 	Cancelled   Status = "cancelled"        // the requester withdrew it
 	TimedOut    Status = "timed_out"        // nobody decided in time
 	Deactivated Status = "deactivated"      // ended early by its holder or an admin
-	Revoked     Status = "revoked"          // ended because its eligibility was removed
+	Revoked     Status = "revoked"          // ended because its eligibility was removed, or refused at its scheduled start
 	Expired     Status = "expired"          // its time ran out
 )
 
@@ -82,6 +82,12 @@ const (
 type Ticket struct {
 	System string `json:"system"`
 	Number string `json:"number"`
+}
+
+// MFA is the second factor a request was decided with.
+type MFA struct {
+	Methods  []string   `json:"methods"`
+	AuthTime *time.Time `json:"auth_time,omitempty"`
 }
 
 // Approval is one approver's yes.
@@ -109,7 +115,10 @@ type Activation struct {
 	// Deadline is when a pending request times out.
 	Deadline *time.Time `json:"deadline,omitempty"`
 	// StartAt is the requested start of a scheduled activation.
-	StartAt     *time.Time `json:"start_at,omitempty"`
+	StartAt *time.Time `json:"start_at,omitempty"`
+	// MFA is the second factor a scheduled activation was requested with:
+	// it is decided again at its start, when the requester is not there.
+	MFA         *MFA       `json:"mfa,omitempty"`
 	ActivatedAt *time.Time `json:"activated_at,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	EndedAt     *time.Time `json:"ended_at,omitempty"`

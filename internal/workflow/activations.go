@@ -170,7 +170,9 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 		Approvals: []store.Approval{}, RequestedAt: now,
 	}
 	if r.Start != nil && r.Start.After(now) {
-		act.StartAt = utc(r.Start)
+		// Decided again at its start (see scheduledStart), with the
+		// second factor given now.
+		act.StartAt, act.MFA = utc(r.Start), mfaRecord(mfa)
 	}
 	switch {
 	case d["requires_approval"] == true:
@@ -336,7 +338,10 @@ func (s *Service) Approve(ctx context.Context, c Caller, id, justification strin
 		if err != nil {
 			return act, fmt.Errorf("%w: stored duration %q: %v", ErrUnavailable, act.Duration, err)
 		}
-		if act.StartAt != nil && act.StartAt.After(now) {
+		if act.StartAt != nil {
+			// The sweep starts it, decided again, for the time it was
+			// requested for: at once when its start has passed, ending
+			// at its start plus its duration, not a duration from now.
 			act.Status, act.Deadline = store.Scheduled, nil
 		} else {
 			start(&act, now, d)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,9 @@ const roles = `{"pim": {"roles": {
     "require_justification": false, "require_approval": true, "approvals_required": 2,
     "approvers": ["user:ann@x", "user:bob@x", "user:cat@x"], "pending_timeout": "4h",
     "allow_permanent_eligibility": true}},
+  "mfa-ops": {"name": "MFA Ops", "permissions": ["mfa-ops.*"], "settings": {
+    "min_duration": "5m", "default_duration": "1h", "max_duration": "2h", "require_mfa": true, "mfa_max_age": "10m",
+    "require_justification": false, "require_approval": false, "allow_permanent_eligibility": true}},
   "privileged-role-administrator": {"name": "PRA", "permissions": [], "settings": {"allow_permanent_eligibility": true}}
 }}}`
 
@@ -242,6 +246,146 @@ func TestScheduledActivation(t *testing.T) {
 	}
 }
 
+// scheduled asks for role for d from at, as sam@x.
+func (e *env) scheduled(t *testing.T, c Caller, role string, at time.Time, d string) store.Activation {
+	t.Helper()
+	act, err := e.svc.Activate(ctx, c, ActivationRequest{Role: role, Start: &at, Duration: d})
+	if err != nil || act.Status != store.Scheduled {
+		t.Fatalf("schedule %s at %s: %+v, %v", role, at, act, err)
+	}
+	return act
+}
+
+// sweepAt moves the clock to at and sweeps.
+func (e *env) sweepAt(t *testing.T, at time.Time) {
+	t.Helper()
+	e.clock.Add(at.Sub(e.clock.Now()))
+	if err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// revokedEvent is the activation.revoked event of id, with its reason.
+func (e *env) revokedEvent(t *testing.T, id string) audit.Event {
+	t.Helper()
+	got, _ := e.audit.Events(ctx, audit.Filter{Type: audit.Revoked})
+	for _, ev := range got {
+		if ev.ActivationID == id {
+			return ev
+		}
+	}
+	t.Fatalf("no revoked event of %s", id)
+	return audit.Event{}
+}
+
+// A scheduled activation is decided again at its start, by the activation
+// policy as it is then: allowed, it starts (its second factor judged as at
+// the request, since its requester is not there); refused, it ends saying
+// why.
+func TestScheduledStartDecidedAgain(t *testing.T) {
+	e := newEnv(t)
+	if err := e.store.CreateAssignment(ctx, store.Assignment{ID: "a-mfa", Principal: "sam@x", Role: "mfa-ops", Scope: "/", Type: store.Eligible}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := e.clock.Now()
+	withMFA := user("sam@x")
+	withMFA.MFA = identity.MFA{Methods: []string{"otp"}, AuthTime: t0}
+	mfa := e.scheduled(t, withMFA, "mfa-ops", t0.Add(time.Hour), "1h")
+	ops := e.scheduled(t, user("sam@x"), "ops", t0.Add(time.Hour), "1h")
+
+	// Meanwhile Ops comes to need a justification, which the request has not.
+	changed := strings.Replace(roles, `"max_duration": "2h", "require_mfa": false,
+    "require_justification": false, "require_approval": false, "allow_permanent_eligibility": true}},
+  "guarded"`, `"max_duration": "2h", "require_mfa": false,
+    "require_justification": true, "require_approval": false, "allow_permanent_eligibility": true}},
+  "guarded"`, 1)
+	if changed == roles {
+		t.Fatal("the test's role edit matched nothing")
+	}
+	if err := os.WriteFile(e.roles, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.engine.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.sweepAt(t, t0.Add(time.Hour))
+
+	got, _ := e.store.Activation(ctx, mfa.ID)
+	if got.Status != store.Live || !got.ExpiresAt.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("the MFA role, allowed again, at its start: %+v", got)
+	}
+	got, _ = e.store.Activation(ctx, ops.ID)
+	if got.Status != store.Revoked || !strings.Contains(got.EndReason, "a justification is required to activate Ops") {
+		t.Fatalf("ops, which the policy now refuses, at its start: %+v", got)
+	}
+	if ev := e.revokedEvent(t, ops.ID); ev.Actor != system || !slices.Contains(ev.Violations, "a justification is required to activate Ops") {
+		t.Fatalf("the refusal's event: %+v", ev)
+	}
+}
+
+// Item 26: a sweep that comes after the eligible assignment ended (the
+// assignment is still there, its window over) starts nothing.
+func TestScheduledStartAfterEligibilityEndsIsRefused(t *testing.T) {
+	e := newEnv(t)
+	t0 := e.clock.Now()
+	if err := e.store.CreateAssignment(ctx, store.Assignment{ID: "a-window", Principal: "sam@x", Role: "mfa-ops", Scope: "/",
+		Type: store.Eligible, End: ptr(t0.Add(3 * time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	withMFA := user("sam@x")
+	withMFA.MFA = identity.MFA{Methods: []string{"otp"}, AuthTime: t0}
+	act := e.scheduled(t, withMFA, "mfa-ops", t0.Add(time.Hour), "2h")
+
+	e.sweepAt(t, t0.Add(3*time.Hour+time.Minute))
+	got, _ := e.store.Activation(ctx, act.ID)
+	if got.Status != store.Revoked {
+		t.Fatalf("started after its eligibility ended: %+v", got)
+	}
+	if _, err := e.store.Assignment(ctx, "a-window"); err != nil {
+		t.Fatalf("the assignment: %v", err)
+	}
+	if h, _ := e.store.Holdings(ctx, "sam@x", e.clock.Now()); len(h.Elevations) != 0 {
+		t.Fatalf("live: %+v", h.Elevations)
+	}
+	if e.events(audit.Activated) != 0 {
+		t.Fatal("an activated event")
+	}
+	e.revokedEvent(t, act.ID)
+}
+
+// A scheduled activation whose start comes while the role is live at the
+// scope (activated after it was scheduled) is refused then, not started
+// when the other one ends: it never runs past the end it was approved for.
+// A late sweep starts one for what is left of its time only.
+func TestScheduledBlockedNeverRunsPastItsEnd(t *testing.T) {
+	e := newEnv(t)
+	t0 := e.clock.Now()
+	act := e.scheduled(t, user("sam@x"), "ops", t0.Add(time.Hour), "1h")
+	e.clock.Add(30 * time.Minute)
+	blocker, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops", Duration: "1h"})
+	if err != nil || blocker.Status != store.Live {
+		t.Fatalf("the blocking activation: %+v, %v", blocker, err)
+	}
+	for _, at := range []time.Duration{time.Hour, time.Hour + 31*time.Second, 90*time.Minute + time.Second, 2 * time.Hour} {
+		e.sweepAt(t, t0.Add(at))
+		got, _ := e.store.Activation(ctx, act.ID)
+		if got.Status == store.Live || got.ActivatedAt != nil {
+			t.Fatalf("at +%s: started: %+v", at, got)
+		}
+	}
+	if got, _ := e.store.Activation(ctx, act.ID); got.Status != store.Revoked || !strings.Contains(got.EndReason, "already active") {
+		t.Fatalf("blocked at its start: %+v", got)
+	}
+
+	// Late, inside its time: it ends at its start plus its duration.
+	late := e.scheduled(t, user("sam@x"), "ops", t0.Add(3*time.Hour), "1h")
+	e.sweepAt(t, t0.Add(3*time.Hour+20*time.Minute))
+	got, _ := e.store.Activation(ctx, late.ID)
+	if got.Status != store.Live || !got.ExpiresAt.Equal(t0.Add(4*time.Hour)) {
+		t.Fatalf("a late start: %+v", got)
+	}
+}
+
 func TestExtend(t *testing.T) {
 	e := newEnv(t)
 	act, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops", Duration: "1h"})
@@ -328,6 +472,43 @@ func TestAdminDeactivatesAndRevokes(t *testing.T) {
 	}
 	if e.events(audit.Revoked) != 1 || e.events(audit.AssignmentRemoved) != 1 {
 		t.Fatal("revocation not audited")
+	}
+}
+
+// Item 27: an admin deactivates at the activation's scope: an admin of its
+// unit may, an admin of a sibling unit may not (told, as a stranger is,
+// that it does not exist), whatever the admin holds at "/".
+func TestAdminDeactivatesAtTheActivationsScope(t *testing.T) {
+	const unit, sibling = "/administrativeUnits/north", "/administrativeUnits/south"
+	tests := map[string]struct {
+		admin string
+		scope string
+		want  error
+	}{
+		"the unit's admin":       {"north-admin@x", unit, nil},
+		"a sibling unit's admin": {"south-admin@x", sibling, store.ErrNotFound},
+		"the directory's admin":  {"root@x", "/", nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			for _, a := range []store.Assignment{
+				{ID: "a-unit-ops", Principal: "sam@x", Role: "ops", Scope: unit, Type: store.Eligible},
+				{ID: "unit-admin", Principal: tc.admin, Role: "privileged-role-administrator", Scope: tc.scope, Type: store.Active},
+			} {
+				if err := e.store.CreateAssignment(ctx, a); err != nil && !errors.Is(err, store.ErrConflict) {
+					t.Fatal(err)
+				}
+			}
+			act, err := e.svc.Activate(ctx, user("sam@x"), ActivationRequest{Role: "ops", Scope: unit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := e.svc.Deactivate(ctx, user(tc.admin), act.ID, "incident")
+			if !errors.Is(err, tc.want) || (tc.want == nil && got.Status != store.Deactivated) {
+				t.Fatalf("deactivation by %s: %+v, %v; want %v", tc.admin, got, err, tc.want)
+			}
+		})
 	}
 }
 

@@ -107,7 +107,7 @@ func TestCacheEndsElevationsOnTime(t *testing.T) {
 	if err := s.CreateAssignment(ctx, asg); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	end := now.Add(200 * time.Millisecond)
 	if _, err := s.CreateActivation(ctx, store.Activation{ID: "act", Principal: "sophia@x", Role: asg.Role, Scope: "/",
 		AssignmentID: asg.ID, Duration: "1h", Justification: "testing", Status: store.Live, Approvals: []store.Approval{},

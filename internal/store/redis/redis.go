@@ -98,15 +98,36 @@ func (s *Store) changed(p string) {
 	}
 }
 
-// pxat is the Unix millisecond at which a key for t expires: rounded up, so
-// the key never disappears before the elevation ends. Reads also compare
-// ExpiresAt with the time, so the fraction of a millisecond grants nothing.
+// pxat is t in Unix milliseconds, rounded up: the scores of the due index.
 func pxat(t time.Time) int64 {
 	ms := t.UnixMilli()
 	if t.After(time.UnixMilli(ms)) {
 		ms++
 	}
 	return ms
+}
+
+// keyEnd is the PXAT of an elevation's keys that end at t. Redis keeps a
+// key through the millisecond of its PXAT and removes it from the next one,
+// so for t on a millisecond (as atMillis stores it) the key exists exactly
+// while the time is before t, the instant reads and EffectOf take as the
+// end.
+func keyEnd(t time.Time) int64 { return pxat(t) - 1 }
+
+// atMillis is a with the times of its elevation at the precision of Redis
+// key expiry. With a finer ExpiresAt the record and the key disagreed: an
+// elevation was over by its ExpiresAt while its key and its lock lasted up
+// to two milliseconds longer, so recording its expiry failed ("has not run
+// out"). Truncated, so nothing lasts past the time given; ActivatedAt too,
+// so that the elevation lasts exactly its duration.
+func atMillis(a store.Activation) store.Activation {
+	for _, t := range []**time.Time{&a.ActivatedAt, &a.ExpiresAt} {
+		if *t != nil {
+			ms := (*t).Truncate(time.Millisecond)
+			*t = &ms
+		}
+	}
+	return a
 }
 
 // owner finds the principal an id belongs to.
@@ -277,7 +298,7 @@ func (s *Store) apply(ctx context.Context, p, deleteID string, changes ...change
 		}
 		var end int64
 		if c.a.ExpiresAt != nil {
-			end = pxat(*c.a.ExpiresAt)
+			end = keyEnd(*c.a.ExpiresAt)
 		}
 		args = append(args, escape(c.a.ID), c.expect, b, int(c.effect), end,
 			k.lock(c.a.Role, c.a.Scope), k.el(c.a.ID), c.a.AssignmentID, c.a.ID)
@@ -331,6 +352,7 @@ func (s *Store) unschedule(ctx context.Context, a store.Activation) {
 }
 
 func (s *Store) CreateActivation(ctx context.Context, a store.Activation) (store.Activation, error) {
+	a = atMillis(a)
 	a.Version = 1
 	effect, err := store.EffectOf(nil, a, time.Now())
 	if err != nil {
@@ -353,6 +375,7 @@ func (s *Store) UpdateActivation(ctx context.Context, a store.Activation) (store
 	if old.Version != a.Version {
 		return store.Activation{}, fmt.Errorf("activation %s: %w", a.ID, store.ErrStale)
 	}
+	a = atMillis(a)
 	effect, err := store.EffectOf(&old, a, time.Now())
 	if err != nil {
 		return store.Activation{}, err
@@ -545,8 +568,12 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	if limit <= 0 {
 		limit = -1
 	}
+	// Scores are due times rounded up to the millisecond, so now is too:
+	// everything due by now is found (rounded down, a time due within
+	// now's millisecond was missed until the next); one not due yet is
+	// found due below and put back.
 	ids, err := claimScript.Run(ctx, s.c, []string{s.due()},
-		now.UnixMilli(), now.Add(lease).UnixMilli(), limit).StringSlice()
+		pxat(now), now.Add(lease).UnixMilli(), limit).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("claim due activations: %w", err)
 	}

@@ -28,6 +28,7 @@ func Run(t *testing.T, open Open) {
 		"activation lifecycle":         testLifecycle,
 		"listing activations":          testListing,
 		"expiry":                       testExpiry,
+		"the end is one instant":       testEndIsOneInstant,
 		"reads compare with now":       testReadsUseNow,
 		"holdings":                     testHoldings,
 		"deactivate":                   testDeactivate,
@@ -58,14 +59,17 @@ func assignment(id, principal, role, scope string) store.Assignment {
 
 func ptr(t time.Time) *time.Time { return &t }
 
-// pending is a request for a's role waiting for one approval.
+// pending is a request for a's role waiting for one approval. The times
+// that end or start something are on the millisecond, the precision a store
+// may keep them at (Redis does; testEndIsOneInstant has an end between two).
+// RequestedAt, which only orders, is as precise as the clock.
 func pending(id string, a store.Assignment) store.Activation {
 	now := time.Now().UTC()
 	return store.Activation{
 		ID: id, Principal: a.Principal, Role: a.Role, Scope: a.Scope, AssignmentID: a.ID,
 		Duration: "1h", Justification: "testing", Status: store.Pending,
 		ApprovalsRequired: 1, Approvals: []store.Approval{}, RequestedAt: now,
-		Deadline: ptr(now.Add(time.Hour)),
+		Deadline: ptr(now.Truncate(time.Millisecond).Add(time.Hour)),
 	}
 }
 
@@ -74,8 +78,8 @@ func live(id string, a store.Assignment, d time.Duration) store.Activation {
 	act := pending(id, a)
 	act.Status = store.Live
 	act.Deadline = nil
-	act.ActivatedAt = ptr(act.RequestedAt)
-	act.ExpiresAt = ptr(act.RequestedAt.Add(d))
+	act.ActivatedAt = ptr(act.RequestedAt.Truncate(time.Millisecond))
+	act.ExpiresAt = ptr(act.ActivatedAt.Add(d))
 	return act
 }
 
@@ -111,14 +115,16 @@ func createErr(s store.Store, a store.Activation) error {
 	return err
 }
 
-// create stores a and checks it comes back as stored, at version 1.
-func create(t *testing.T, s store.Store, a store.Activation) {
+// create stores a and checks it comes back as stored, at version 1. It
+// returns a as stored: a store may keep its times at a coarser precision.
+func create(t *testing.T, s store.Store, a store.Activation) store.Activation {
 	t.Helper()
 	got, err := s.CreateActivation(ctx, a)
 	must(t, err)
 	if got.Version != 1 || got.ID != a.ID || got.Status != a.Status {
 		t.Fatalf("created %+v from %+v", got, a)
 	}
+	return got
 }
 func asgID(a store.Assignment) string { return a.ID }
 
@@ -203,7 +209,7 @@ func testLifecycle(t *testing.T, s store.Store) {
 	}
 
 	// An approval that completes the request starts the elevation.
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	approved := got
 	approved.Approvals = []store.Approval{{Approver: "perparim@x", At: now, Justification: "ok"}}
 	approved.Status, approved.Deadline = store.Live, nil
@@ -289,8 +295,7 @@ func waitGone(t *testing.T, s store.Store, principal string, until time.Time) {
 func testExpiry(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
-	act := live("r1", a, short)
-	create(t, s, act)
+	act := create(t, s, live("r1", a, short))
 	if due, _ := s.ClaimDue(ctx, time.Now(), time.Minute, 10); len(due) != 0 {
 		t.Fatalf("due before its end: %v", due)
 	}
@@ -323,8 +328,46 @@ func testExpiry(t *testing.T, s store.Store) {
 	create(t, s, live("r2", a, time.Hour))
 }
 
+// testEndIsOneInstant: an elevation ends at one instant for everything the
+// store does, its stored ExpiresAt: reads stop granting it, ClaimDue finds
+// it due and its expiry can be recorded, all from that instant on, even
+// for an end that falls between two milliseconds.
+func testEndIsOneInstant(t *testing.T, s store.Store) {
+	a := assignment("a1", "sophia@x", "user-administrator", "/")
+	must(t, s.CreateAssignment(ctx, a))
+	// A second, so that the reads before the end are made before it even
+	// on a loaded machine.
+	act := live("r1", a, time.Second)
+	act.ExpiresAt = ptr(act.ExpiresAt.Truncate(time.Millisecond).Add(700 * time.Microsecond))
+	end := *create(t, s, act).ExpiresAt
+	if end.After(*act.ExpiresAt) {
+		t.Fatalf("stored end %s is after the end given, %s", end, act.ExpiresAt)
+	}
+	if got, _ := liveAt(s, "sophia@x", end.Add(-time.Nanosecond)); len(got) != 1 {
+		t.Fatalf("not live just before its end: %v", got)
+	}
+	if got, _ := liveAt(s, "sophia@x", end); len(got) != 0 {
+		t.Fatalf("live at its end: %v", got)
+	}
+	if due, _ := s.ClaimDue(ctx, end.Add(-time.Nanosecond), time.Minute, 10); len(due) != 0 {
+		t.Fatalf("due before its end: %v", due)
+	}
+	due, err := s.ClaimDue(ctx, end, time.Minute, 10)
+	must(t, err)
+	sameIDs(t, "due at its end", due, actID, "r1")
+	// As soon as the clock reaches the end, the expiry is recordable: no
+	// part of the store still holds the elevation running.
+	time.Sleep(time.Until(end) - 5*time.Millisecond)
+	for time.Now().Before(end) {
+	}
+	expired := due[0]
+	expired.Status, expired.EndedAt = store.Expired, ptr(end)
+	_, err = s.UpdateActivation(ctx, expired)
+	must(t, err)
+}
+
 func testHoldings(t *testing.T, s store.Store) {
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	forever := assignment("a1", "sophia@x", "privileged-role-administrator", "/")
 	forever.Type = store.Active
 	ended := assignment("a2", "sophia@x", "user-administrator", "/")
@@ -403,7 +446,7 @@ func testExtend(t *testing.T, s store.Store) {
 	must(t, err)
 	extended := stored
 	extended.ExpiresAt = ptr(act.ExpiresAt.Add(time.Hour))
-	_, err = s.UpdateActivation(ctx, extended)
+	extended, err = s.UpdateActivation(ctx, extended)
 	must(t, err)
 	time.Sleep(time.Until(*act.ExpiresAt) + 100*time.Millisecond)
 	got, err := liveAt(s, "sophia@x", time.Now())
@@ -416,8 +459,12 @@ func testExtend(t *testing.T, s store.Store) {
 	}
 	wantErr(t, createErr(s, live("r2", a, time.Hour)), store.ErrConflict)
 	past := extended
-	past.Version = 2
-	past.ExpiresAt = ptr(time.Now().Add(-time.Second))
+	// Moved into the past but still after its start, so that no other rule
+	// than "a live elevation ends in the future" refuses it.
+	past.ExpiresAt = ptr(past.ActivatedAt.Add(time.Millisecond))
+	if !past.ExpiresAt.Before(time.Now()) {
+		t.Fatalf("the test's past end %s is not in the past", past.ExpiresAt)
+	}
 	_, err = s.UpdateActivation(ctx, past)
 	wantErr(t, err, store.ErrInvalid)
 }
@@ -431,7 +478,7 @@ func testDeleteAssignment(t *testing.T, s store.Store) {
 	create(t, s, live("r2", a2, time.Hour))
 	create(t, s, pending("p1", a1))
 	create(t, s, pending("p2", a2))
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	gone, revoked, err := s.DeleteAssignment(ctx, "a1", "perparim@x", now)
 	must(t, err)
 	if gone.ID != "a1" {
@@ -457,7 +504,7 @@ func testDeleteAssignment(t *testing.T, s store.Store) {
 func testDueRequests(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	req := pending("r1", a)
 	req.Deadline = ptr(now.Add(time.Hour))
 	sched := pending("r2", a)
@@ -562,7 +609,7 @@ func testConcurrentUpdates(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			now := time.Now().UTC()
+			now := time.Now().UTC().Truncate(time.Millisecond)
 			up := read
 			up.Approvals = []store.Approval{{Approver: fmt.Sprintf("approver%d@x", i), At: now}}
 			up.Status, up.Deadline = store.Live, nil
@@ -650,12 +697,16 @@ func testInvalid(t *testing.T, s store.Store) {
 	a := assignment("a1", "sophia@x", "user-administrator", "/")
 	must(t, s.CreateAssignment(ctx, a))
 	for name, mutate := range map[string]func(*store.Activation){
-		"no id":          func(x *store.Activation) { x.ID = "" },
-		"no principal":   func(x *store.Activation) { x.Principal = "" },
-		"no assignment":  func(x *store.Activation) { x.AssignmentID = "" },
-		"ends in past":   func(x *store.Activation) { x.ExpiresAt = ptr(time.Now().Add(-time.Second)) },
-		"ends at start":  func(x *store.Activation) { x.ExpiresAt = x.ActivatedAt },
-		"live, no times": func(x *store.Activation) { x.ActivatedAt, x.ExpiresAt = nil, nil },
+		"no id":                 func(x *store.Activation) { x.ID = "" },
+		"no principal":          func(x *store.Activation) { x.Principal = "" },
+		"no assignment":         func(x *store.Activation) { x.AssignmentID = "" },
+		"ends before its start": func(x *store.Activation) { x.ExpiresAt = ptr(time.Now().Add(-time.Second)) },
+		"ends at start":         func(x *store.Activation) { x.ExpiresAt = x.ActivatedAt },
+		"live, no times":        func(x *store.Activation) { x.ActivatedAt, x.ExpiresAt = nil, nil },
+		// Only "a live elevation ends in the future" is broken here.
+		"ended a second ago, after its start": func(x *store.Activation) {
+			x.ActivatedAt, x.ExpiresAt = ptr(time.Now().Add(-2*time.Hour)), ptr(time.Now().Add(-time.Second))
+		},
 	} {
 		act := live("r1", a, time.Hour)
 		mutate(&act)

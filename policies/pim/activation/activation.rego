@@ -44,6 +44,14 @@ _principal := object.get(input, "principal", null)
 
 _now := input.now if is_number(input.now)
 
+# When the request was made: a scheduled activation is decided again at its
+# start with the time it was requested, so that its start and its second
+# factor are judged as at the request (the requester is not there to give a
+# fresh one); absent, it is now.
+_requested_at := _request.requested_at if is_number(_request.requested_at)
+
+else := _now
+
 _requested_start := object.get(_request, "start", null)
 
 _start := _now if _requested_start == null
@@ -219,7 +227,7 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	_start < _now
+	_start < _requested_at
 	msg := sprintf("the scheduled start %s is in the past", [lib.format_time(_start)])
 }
 
@@ -275,7 +283,7 @@ deny contains msg if {
 deny contains msg if {
 	_settings.require_mfa != false
 	_strong_mfa
-	_now - _mfa_auth_time > _mfa_max_age_ns
+	_requested_at - _mfa_auth_time > _mfa_max_age_ns
 	msg := sprintf(
 		"the multi-factor authentication is older than %s, the maximum for %s: authenticate again",
 		[_settings.mfa_max_age, _name],

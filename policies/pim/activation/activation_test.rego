@@ -233,6 +233,28 @@ test_scheduled_start[note] if {
 	_violations({"start": tc.start}) == tc.want
 }
 
+# Decided again at its start, a scheduled activation carries the time it was
+# requested: its start and its second factor are judged as at the request;
+# everything else (here: a live elevation of the role) as at now.
+test_decided_again_at_start[note] if {
+	some note, tc in {
+		"at its start": {"requested_at": fx.now - (2 * fx.hour), "start": fx.now, "ok": true},
+		"late, still in its time": {"requested_at": fx.now - (2 * fx.hour), "start": fx.now - fx.minute, "ok": true},
+		"start before the request": {"requested_at": fx.now - (2 * fx.hour), "start": fx.now - (3 * fx.hour), "ok": false},
+		"requested_at not a number": {"requested_at": "yesterday", "start": fx.now - fx.minute, "ok": false},
+		"role live at the scope": {
+			"requested_at": fx.now - (2 * fx.hour), "start": fx.now,
+			"elevations": [fx.elevation("el-1", "user-administrator", "/")], "ok": false,
+		},
+	}
+	inp := object.union(fx.activation_input, {
+		"request": {"requested_at": tc.requested_at, "start": tc.start},
+		"mfa": {"methods": ["otp"], "auth_time": tc.requested_at},
+		"elevations": object.get(tc, "elevations", []),
+	})
+	_decide(inp).allow == tc.ok
+}
+
 test_scheduled_start_sets_times if {
 	d := _decide(_request({"start": fx.now + fx.hour}))
 	d.start == fx.now + fx.hour
