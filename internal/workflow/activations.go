@@ -336,7 +336,7 @@ func (s *Service) Approve(ctx context.Context, c Caller, id, justification strin
 		}
 		d, err := time.ParseDuration(act.Duration)
 		if err != nil {
-			return act, fmt.Errorf("%w: stored duration %q: %v", ErrUnavailable, act.Duration, err)
+			return act, fmt.Errorf("%w: stored duration %q: %w", ErrUnavailable, act.Duration, err)
 		}
 		if act.StartAt != nil {
 			// The sweep starts it, decided again, for the time it was
