@@ -152,6 +152,10 @@ func TestRequireTokenCoversExtAuthz(t *testing.T) {
 				if !tc.allowed && w.Header().Get(envoy.HeaderDecisionFailed) != envoy.ReasonUnauthenticatedClient {
 					t.Errorf("HTTP: failed = %q, want %s", w.Header().Get(envoy.HeaderDecisionFailed), envoy.ReasonUnauthenticatedClient)
 				}
+				// A refusal is a decision too: the gateway can find it in the log.
+				if w.Header().Get(envoy.HeaderDecisionID) == "" {
+					t.Errorf("HTTP: no %s header", envoy.HeaderDecisionID)
+				}
 			}
 		})
 	}

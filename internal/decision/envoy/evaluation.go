@@ -159,19 +159,21 @@ func (a *Authorizer) Refuse(ctx context.Context, req *authv3.CheckRequest, endpo
 // gateway that is not a decision client, when one must be, is refused
 // before anything else is looked at.
 func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, endpoint string, client ClientCredential, input func() (map[string]any, error)) Response {
+	var resp Response
 	if err := a.client(ctx, client); err != nil {
 		// Recorded by the Evaluator as every decision is.
 		res := a.eval.EvaluateEnvoy(ctx, EvalRequest{Query: a.query, Log: logFields(req, endpoint, a.dryRun),
 			Refused: err, RefusedAs: ReasonUnauthenticatedClient})
-		return failedResponse(res.ID, ReasonUnauthenticatedClient, 403)
+		resp = failedResponse(res.ID, ReasonUnauthenticatedClient, 403)
+	} else {
+		if input == nil {
+			input = func() (map[string]any, error) { return Input(req, a.input) }
+		}
+		resp = a.authorize(ctx, req, endpoint, input)
 	}
-	if input == nil {
-		input = func() (map[string]any, error) { return Input(req, a.input) }
-	}
-	resp := a.authorize(ctx, req, endpoint, input)
-	// A request that cannot be parsed is refused even in dry-run, as by
-	// the plugin: there was no decision to try.
-	if a.dryRun && !resp.Allowed && resp.Failed != ReasonBadInput {
+	// A request that cannot be parsed, or comes from no decision client, is
+	// refused even in dry-run, as by the plugin: there was no decision to try.
+	if a.dryRun && !resp.Allowed && resp.Failed != ReasonBadInput && resp.Failed != ReasonUnauthenticatedClient {
 		a.log.WithFields(logrus.Fields{
 			"decision_id": resp.DecisionID, "endpoint": endpoint, "dry_run": true,
 			"allowed": false, "failed": resp.Failed, "http_status": resp.Status,
