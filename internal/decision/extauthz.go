@@ -121,7 +121,7 @@ func (h *ExtAuthzHTTP) serve(c *gin.Context) {
 // handle decides the request whose original path is what follows prefix,
 // still escaped as Envoy sent it, with its query.
 func (h *ExtAuthzHTTP) handle(c *gin.Context, prefix string) {
-	path, ok := stripPrefix(c.Request.URL.EscapedPath(), prefix)
+	path, ok := stripPrefix(rawPath(c.Request), prefix)
 	if c.Request.URL.RawQuery != "" {
 		path += "?" + c.Request.URL.RawQuery
 	}
@@ -143,6 +143,16 @@ func (h *ExtAuthzHTTP) handle(c *gin.Context, prefix string) {
 		h.authz.Authorize(c.Request.Context(), req, envoy.EndpointHTTP, client).WriteHTTP(c.Writer)
 	}
 	c.Abort()
+}
+
+// rawPath is the request's path exactly as sent. URL.EscapedPath is not:
+// for a path Go would escape differently (a '"' in it, say) it escapes the
+// decoded path again, turning %2F into a '/' that splits a segment.
+func rawPath(r *http.Request) string {
+	if p, _, _ := strings.Cut(r.RequestURI, "?"); strings.HasPrefix(p, "/") {
+		return p
+	}
+	return r.URL.EscapedPath()
 }
 
 // errEscapedPrefix: the route's prefix arrived escaped in a way that leaves
