@@ -12,6 +12,7 @@ import (
 
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
 	"github.com/elevatepdp/elevate/internal/decision/target"
+	"github.com/elevatepdp/elevate/internal/httperr"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
@@ -91,14 +92,6 @@ var (
 	forwardedHostHeaders   = []string{"X-Forwarded-Host"}
 )
 
-// forwardAuthError is the body of every answer but 200.
-type forwardAuthError struct {
-	Code       string   `json:"code"`
-	Message    string   `json:"message"`
-	Errors     []string `json:"errors"`
-	DecisionID string   `json:"decision_id,omitempty"`
-}
-
 // forwardAuthVerdict is a decision's value as forward-auth reads it.
 type forwardAuthVerdict struct {
 	allow  bool
@@ -114,7 +107,7 @@ func (f *ForwardAuth) serve(c *gin.Context) {
 				"headers": forwardAuthLogHeaders(c.Request.Header),
 			}, Refused: err, RefusedAs: envoy.ReasonUnauthenticatedClient})
 			c.Header(forwardAuthDecisionHeader, res.ID)
-			c.AbortWithStatusJSON(http.StatusForbidden, forwardAuthError{
+			httperr.Abort(c, http.StatusForbidden, httperr.Body{
 				Code: "forbidden", Message: "the gateway did not authenticate as a decision client (" + ClientTokenHeader + ")",
 				Errors: []string{res.Failed}, DecisionID: res.ID,
 			})
@@ -124,9 +117,7 @@ func (f *ForwardAuth) serve(c *gin.Context) {
 	subject, err := f.subject(c)
 	if err != nil {
 		c.Header("WWW-Authenticate", `Bearer realm="elevate"`)
-		c.AbortWithStatusJSON(http.StatusUnauthorized, forwardAuthError{
-			Code: "unauthenticated", Message: err.Error(), Errors: []string{},
-		})
+		httperr.Abort(c, http.StatusUnauthorized, httperr.New("unauthenticated", err.Error()))
 		return
 	}
 	input, reqErr := forwardedRequest(c.Request.Header)
@@ -156,7 +147,7 @@ func (f *ForwardAuth) serve(c *gin.Context) {
 			// error stays in the log.
 			errs = append(errs, reqErr.Error())
 		}
-		c.AbortWithStatusJSON(http.StatusForbidden, forwardAuthError{
+		httperr.Abort(c, http.StatusForbidden, httperr.Body{
 			Code: "forbidden", Message: "no decision could be made, so the answer is no",
 			Errors: errs, DecisionID: res.ID,
 		})
@@ -164,7 +155,7 @@ func (f *ForwardAuth) serve(c *gin.Context) {
 	}
 	v := f.verdict(res)
 	if !v.allow {
-		c.AbortWithStatusJSON(http.StatusForbidden, forwardAuthError{
+		httperr.Abort(c, http.StatusForbidden, httperr.Body{
 			Code: "forbidden", Message: "the policy denies this request",
 			Errors: []string{v.reason}, DecisionID: res.ID,
 		})

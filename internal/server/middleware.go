@@ -9,21 +9,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/httperr"
 )
-
-// APIError is the body of every error response.
-type APIError struct {
-	Code    string   `json:"code"`
-	Message string   `json:"message"`
-	Errors  []string `json:"errors"`
-}
-
-func abort(c *gin.Context, status int, code, message string, errs ...string) {
-	if errs == nil {
-		errs = []string{}
-	}
-	c.AbortWithStatusJSON(status, APIError{Code: code, Message: message, Errors: errs})
-}
 
 const requestIDHeader = "X-Request-Id"
 
@@ -84,7 +72,7 @@ func (s *Server) recovery() gin.HandlerFunc {
 					"path":       c.Request.URL.Path,
 					"panic":      p,
 				}).Error("handler panicked")
-				abort(c, http.StatusInternalServerError, "internal", "internal error")
+				httperr.Abort(c, http.StatusInternalServerError, httperr.New("internal", "internal error"))
 			}
 		}()
 		c.Next()

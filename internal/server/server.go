@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/elevatepdp/elevate/internal/httperr"
 	"github.com/elevatepdp/elevate/internal/policy"
 )
 
@@ -91,10 +92,10 @@ func New(opts Options) *Server {
 	r.HandleMethodNotAllowed = true
 	r.Use(s.requestID(), s.accessLog(), s.recovery())
 	r.NoRoute(func(c *gin.Context) {
-		abort(c, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path))
+		httperr.Abort(c, http.StatusNotFound, httperr.New("not_found", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path)))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		abort(c, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+		httperr.Abort(c, http.StatusMethodNotAllowed, httperr.New("method_not_allowed", fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)))
 	})
 	r.GET("/health", s.health)
 	r.GET("/health/ready", s.ready)
