@@ -1,8 +1,6 @@
 package server
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"regexp"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/elevatepdp/elevate/internal/httperr"
+	"github.com/elevatepdp/elevate/internal/ids"
 )
 
 const requestIDHeader = "X-Request-Id"
@@ -23,18 +22,12 @@ func (s *Server) requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader(requestIDHeader)
 		if !requestIDPattern.MatchString(id) {
-			id = newID()
+			id = ids.Request()
 		}
 		c.Set(requestIDHeader, id)
 		c.Header(requestIDHeader, id)
 		c.Next()
 	}
-}
-
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // accessLog writes one line per request at debug level; decision endpoints

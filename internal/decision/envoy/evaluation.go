@@ -191,7 +191,9 @@ func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, en
 	defer func() {
 		if p := recover(); p != nil {
 			if id == "" {
-				id = newID()
+				// The Evaluator did not record this decision: give
+				// it an id in the Evaluator's form.
+				id = policy.NewDecisionID()
 			}
 			a.log.WithFields(logrus.Fields{
 				"decision_id": id, "endpoint": endpoint, "failed": ReasonInternal,
@@ -287,10 +289,6 @@ func logFields(req *authv3.CheckRequest, endpoint string, dryRun bool) logrus.Fi
 	}
 	return fields
 }
-
-// newID is a decision ID for a decision the Evaluator did not record (a
-// panic), in the Evaluator's form.
-func newID() string { return policy.NewDecisionID() }
 
 // client checks the gateway's credential when decision clients must
 // authenticate.
