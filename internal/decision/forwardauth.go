@@ -14,6 +14,7 @@ import (
 	"github.com/elevatepdp/elevate/internal/decision/target"
 	"github.com/elevatepdp/elevate/internal/httperr"
 	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/logging"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
 )
@@ -297,22 +298,17 @@ func (f *ForwardAuth) verdict(res Result) forwardAuthVerdict {
 	return forwardAuthVerdict{reason: fmt.Sprintf("%s is neither a boolean nor an object with allow", f.query)}
 }
 
-// forwardAuthSecretHeaders are logged masked: they carry credentials.
-var forwardAuthSecretHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true, ClientTokenHeader: true}
-
 // forwardAuthLogHeaders are the request headers for the decision log,
-// credentials masked: an Authorization keeps only its scheme.
+// credentials masked (logging.MaskHeader): an Authorization keeps only its
+// scheme.
 func forwardAuthLogHeaders(h http.Header) map[string]string {
 	out := make(map[string]string, len(h))
 	for name, values := range h {
 		name = http.CanonicalHeaderKey(name)
-		if forwardAuthSecretHeaders[name] {
+		if logging.IsCredentialHeader(name) {
 			masked := make([]string, len(values))
 			for i, v := range values {
-				masked[i] = "<redacted>"
-				if scheme, _, ok := strings.Cut(v, " "); ok && name != "Cookie" && name != ClientTokenHeader {
-					masked[i] = scheme + " <redacted>"
-				}
+				masked[i] = logging.MaskValue(name, v)
 			}
 			values = masked
 		}
