@@ -220,9 +220,18 @@ func (s *Server) health(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
+// readyPolicy is the policy part of /health/ready's body: what is served
+// (policy.Info) and the failed reloads (policy.Reloads), flattened into one
+// object.
+type readyPolicy struct {
+	policy.Info
+	policy.Reloads
+}
+
 // ready reports whether this replica should receive traffic: a policy is
 // loaded (the engine cannot exist without one), every check passes and it
-// is not shutting down.
+// is not shutting down. A failed reload does not make it unready, since the
+// last good policy keeps serving; the body shows the failure.
 func (s *Server) ready(c *gin.Context) {
 	checks := gin.H{"policy": "ok", "shutdown": "ok"}
 	status := http.StatusOK
@@ -240,7 +249,7 @@ func (s *Server) ready(c *gin.Context) {
 			status = http.StatusServiceUnavailable
 		}
 	}
-	body := gin.H{"status": "ok", "checks": checks, "policy": s.opts.Engine.Info()}
+	body := gin.H{"status": "ok", "checks": checks, "policy": readyPolicy{s.opts.Engine.Info(), s.opts.Engine.Reloads()}}
 	if status != http.StatusOK {
 		body["status"] = "unavailable"
 	}
