@@ -24,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/elevatepdp/elevate/internal/audit"
+	"github.com/elevatepdp/elevate/internal/httperr"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/store"
 	"github.com/elevatepdp/elevate/internal/workflow"
@@ -67,20 +68,6 @@ func (a *API) Register(r gin.IRouter) {
 	v1.GET("/audit", a.audit)
 }
 
-// Error is the body of every error answer.
-type Error struct {
-	Code    string   `json:"code"`
-	Message string   `json:"message"`
-	Errors  []string `json:"errors"`
-}
-
-func abort(c *gin.Context, status int, code, message string, errs []string) {
-	if errs == nil {
-		errs = []string{}
-	}
-	c.AbortWithStatusJSON(status, Error{Code: code, Message: message, Errors: errs})
-}
-
 // fail answers err with its status and code. This is the one place domain
 // errors become HTTP.
 func (a *API) fail(c *gin.Context, err error) {
@@ -91,25 +78,25 @@ func (a *API) fail(c *gin.Context, err error) {
 	// the answer is that nothing could be decided.
 	case errors.Is(err, workflow.ErrUnavailable):
 		a.logError(c, err)
-		abort(c, http.StatusServiceUnavailable, "unavailable", "a policy or the store could not answer; nothing was changed", nil)
+		httperr.Abort(c, http.StatusServiceUnavailable, httperr.New("unavailable", "a policy or the store could not answer; nothing was changed"))
 	case errors.As(err, &bad):
-		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values", bad.Errors)
+		httperr.Abort(c, http.StatusUnprocessableEntity, httperr.New("invalid_value", "the request has invalid values", bad.Errors...))
 	case errors.As(err, &denied):
-		abort(c, http.StatusForbidden, "policy_denied", fmt.Sprintf("%s denied by policy", denied.What), denied.Violations)
+		httperr.Abort(c, http.StatusForbidden, httperr.New("policy_denied", fmt.Sprintf("%s denied by policy", denied.What), denied.Violations...))
 	case errors.Is(err, identity.ErrUnauthenticated):
 		c.Header("WWW-Authenticate", `Bearer realm="elevate"`)
-		abort(c, http.StatusUnauthorized, "unauthenticated", err.Error(), nil)
+		httperr.Abort(c, http.StatusUnauthorized, httperr.New("unauthenticated", err.Error()))
 	case errors.Is(err, workflow.ErrForbidden):
-		abort(c, http.StatusForbidden, "forbidden", err.Error(), nil)
+		httperr.Abort(c, http.StatusForbidden, httperr.New("forbidden", err.Error()))
 	case errors.Is(err, store.ErrNotFound):
-		abort(c, http.StatusNotFound, "not_found", err.Error(), nil)
+		httperr.Abort(c, http.StatusNotFound, httperr.New("not_found", err.Error()))
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrStale):
-		abort(c, http.StatusConflict, "conflict", err.Error(), nil)
+		httperr.Abort(c, http.StatusConflict, httperr.New("conflict", err.Error()))
 	case errors.Is(err, store.ErrInvalid):
-		abort(c, http.StatusUnprocessableEntity, "invalid_value", err.Error(), nil)
+		httperr.Abort(c, http.StatusUnprocessableEntity, httperr.New("invalid_value", err.Error()))
 	default:
 		a.logError(c, err)
-		abort(c, http.StatusInternalServerError, "internal", "internal error", nil)
+		httperr.Abort(c, http.StatusInternalServerError, httperr.New("internal", "internal error"))
 	}
 }
 
@@ -150,13 +137,13 @@ func (a *API) bind(c *gin.Context, v any) bool {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		abort(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit), nil)
+		httperr.Abort(c, http.StatusRequestEntityTooLarge, httperr.New("too_large", fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit)))
 		return false
 	case err != nil:
-		abort(c, http.StatusBadRequest, "malformed_json", "the body could not be read: "+err.Error(), nil)
+		httperr.Abort(c, http.StatusBadRequest, httperr.New("malformed_json", "the body could not be read: "+err.Error()))
 		return false
 	case len(bytes.TrimSpace(raw)) == 0:
-		abort(c, http.StatusBadRequest, "malformed_json", "the body is empty; a JSON object is expected", nil)
+		httperr.Abort(c, http.StatusBadRequest, httperr.New("malformed_json", "the body is empty; a JSON object is expected"))
 		return false
 	}
 	// The whole body is checked as JSON first, so a syntax error is one
@@ -175,21 +162,19 @@ func (a *API) bind(c *gin.Context, v any) bool {
 	var tm *time.ParseError
 	switch {
 	case errors.Is(err, errNotObject):
-		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values", []string{"the body: expected a JSON object, got null"})
+		httperr.Abort(c, http.StatusUnprocessableEntity, httperr.New("invalid_value", "the request has invalid values", "the body: expected a JSON object, got null"))
 	case errors.Is(err, jsontext.ErrDuplicateName):
-		abort(c, http.StatusBadRequest, "duplicate_key", "the body names a member more than once", []string{pointer(err)})
+		httperr.Abort(c, http.StatusBadRequest, httperr.New("duplicate_key", "the body names a member more than once", pointer(err)))
 	case errors.Is(err, jsonv2.ErrUnknownName):
-		abort(c, http.StatusBadRequest, "unknown_field", fmt.Sprintf("unknown field %q", pointer(err)), nil)
+		httperr.Abort(c, http.StatusBadRequest, httperr.New("unknown_field", fmt.Sprintf("unknown field %q", pointer(err))))
 	case errors.As(err, &syn):
-		abort(c, http.StatusBadRequest, "malformed_json", "the body is not valid JSON: "+syn.Error(), nil)
+		httperr.Abort(c, http.StatusBadRequest, httperr.New("malformed_json", "the body is not valid JSON: "+syn.Error()))
 	case errors.As(err, &tm):
-		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values",
-			[]string{fmt.Sprintf("%s: %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", pointer(err), tm.Value)})
+		httperr.Abort(c, http.StatusUnprocessableEntity, httperr.New("invalid_value", "the request has invalid values", fmt.Sprintf("%s: %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", pointer(err), tm.Value)))
 	case errors.As(err, &sem):
-		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values",
-			[]string{fmt.Sprintf("%s: expected %s, got %s", pointer(err), typeName(sem.GoType), kindName(sem.JSONKind))})
+		httperr.Abort(c, http.StatusUnprocessableEntity, httperr.New("invalid_value", "the request has invalid values", fmt.Sprintf("%s: expected %s, got %s", pointer(err), typeName(sem.GoType), kindName(sem.JSONKind))))
 	default:
-		abort(c, http.StatusBadRequest, "malformed_json", "the body is not valid JSON: "+err.Error(), nil)
+		httperr.Abort(c, http.StatusBadRequest, httperr.New("malformed_json", "the body is not valid JSON: "+err.Error()))
 	}
 	return false
 }
@@ -396,7 +381,7 @@ func (a *API) act(c *gin.Context) {
 		case "deactivate":
 			act, err = a.wf.Deactivate(ctx, who, id, r.Justification)
 		default:
-			abort(c, http.StatusNotFound, "not_found", fmt.Sprintf("no action %q: use approve, deny, cancel, deactivate or extend", c.Param("action")), nil)
+			httperr.Abort(c, http.StatusNotFound, httperr.New("not_found", fmt.Sprintf("no action %q: use approve, deny, cancel, deactivate or extend", c.Param("action"))))
 			return
 		}
 	}
@@ -525,7 +510,7 @@ func (a *API) audit(c *gin.Context) {
 	}
 	if errs != nil {
 		sort.Strings(errs)
-		abort(c, http.StatusUnprocessableEntity, "invalid_value", "the request has invalid values", errs)
+		httperr.Abort(c, http.StatusUnprocessableEntity, httperr.New("invalid_value", "the request has invalid values", errs...))
 		return
 	}
 	// One event more than the page tells whether another page follows.

@@ -2,14 +2,14 @@ package audit
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/ids"
 )
 
 // Type names what happened.
@@ -165,7 +165,7 @@ func New(sink Sink, log logrus.FieldLogger) *Log {
 func (l *Log) Record(ctx context.Context, e Event) error {
 	ctx = context.WithoutCancel(ctx)
 	if e.ID == "" {
-		e.ID = newID()
+		e.ID = ids.New("evt_")
 	}
 	if e.Time.IsZero() {
 		e.Time = l.now().UTC()
@@ -215,10 +215,4 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 // Events reads events back.
 func (l *Log) Events(ctx context.Context, f Filter) ([]Event, error) {
 	return l.sink.Events(ctx, f)
-}
-
-func newID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "evt_" + hex.EncodeToString(b[:])
 }

@@ -118,6 +118,9 @@ func serve(cmd *cobra.Command, cfg config.Config) error {
 		Policy: func() (string, time.Time) { i := engine.Info(); return i.Revision, i.LoadedAt },
 		Counts: func() (int, int, error) { return count(st) },
 		Cache:  cacheStats(opened, cfg.Store.CacheSize),
+
+		// Each failure also shows in /health/ready, with its time and error.
+		PolicyReloadFailures: func() uint64 { return engine.Reloads().ReloadFailures },
 	})
 	if cfg.Store.RedisURL == "" {
 		log.Warn("no Redis configured (--redis-url, ELEVATE_REDIS_URL): state is kept in this process only, not shared with other replicas and lost when it exits")

@@ -9,7 +9,6 @@ package controlplane
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"regexp"
@@ -32,6 +31,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/elevatepdp/elevate/internal/config"
+	"github.com/elevatepdp/elevate/internal/ids"
 )
 
 // Options configure a Plane.
@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg config.OPAConfig, opts Options) (*Plane, error
 	if p.bundles && opts.Files != nil {
 		managerOpts = append(managerOpts, plugins.InitFiles(*opts.Files))
 	}
-	m, err := plugins.New(cfg.JSON(), newID(), store, managerOpts...)
+	m, err := plugins.New(cfg.JSON(), ids.UUID(), store, managerOpts...)
 	if err != nil {
 		return nil, blameManager(cfg, err)
 	}
@@ -277,13 +277,3 @@ func refuseUnknownOptions(warnings []string, log logrus.FieldLogger) error {
 }
 
 func quiet() logging.Logger { return logging.NewNoOpLogger() }
-
-// newID is the manager's instance id (labels.id in decision logs and
-// status reports): a random UUID, as `opa run` makes one.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}

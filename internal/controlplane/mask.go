@@ -11,6 +11,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/plugins/logs"
 	"github.com/open-policy-agent/opa/v1/server"
 	"github.com/open-policy-agent/opa/v1/storage"
+
+	elevatelog "github.com/elevatepdp/elevate/internal/logging"
 )
 
 // DecisionLogger hands decisions to OPA's decision-log plugin with
@@ -19,7 +21,7 @@ import (
 // default): then that rule alone decides what is masked, as in OPA.
 //
 // The built-in mask replaces the value of every header carrying a
-// credential (BuiltinMaskedHeaders, and the subject header: MaskHeaders) in
+// credential (elevatelog.CredentialHeaders, and the subject header: MaskHeaders) in
 // the input's attributes.request.http.headers and headerMap, the shape of
 // ext_authz input in both modes (and of any Data API input built like it),
 // and a bearer token in the query (access_token, RFC 6750) in
@@ -39,12 +41,6 @@ type DecisionLogger struct {
 	own      bool
 }
 
-// BuiltinMaskedHeaders are the headers the built-in mask replaces, in lower
-// case (names are matched in any case): credentials of the end user
-// (Authorization, with any scheme: the subject's bearer token, Basic...),
-// of a proxy, cookies both ways, and a gateway's decision client token.
-var BuiltinMaskedHeaders = []string{"authorization", "proxy-authorization", "cookie", "set-cookie", "x-elevate-client-token"}
-
 // MaskHeaders adds headers to the built-in mask: the configured subject
 // header (decisions.subject_header), whose value the event's input.subject
 // already holds, in case a gateway puts a token there. Call it before the
@@ -56,10 +52,6 @@ func (l *DecisionLogger) MaskHeaders(names ...string) {
 		}
 	}
 }
-
-// Masked is what a masked header's value becomes; an Authorization keeps
-// its scheme ("Bearer <masked>").
-const Masked = "<masked>"
 
 // Log masks info (unless the policy masks) and hands it to the plugin.
 func (l *DecisionLogger) Log(ctx context.Context, info *server.Info) error {
@@ -117,7 +109,7 @@ func (l *DecisionLogger) maskInput(input any) (any, bool) {
 		if q, ok := obj[k].(map[string]any); ok {
 			if _, ok := q[accessToken]; ok {
 				m := copyMap(q)
-				m[accessToken] = []any{Masked}
+				m[accessToken] = []any{elevatelog.Masked}
 				top[k], changed = m, true
 			}
 		}
@@ -142,7 +134,7 @@ func (l *DecisionLogger) maskInput(input any) (any, bool) {
 			switch {
 			case !ok:
 			case l.maskedHeader(k):
-				m[k], httpChanged = maskValue(k, s), true
+				m[k], httpChanged = elevatelog.MaskValue(k, s), true
 			case k == ":path" && maskQueryToken(s) != s:
 				m[k], httpChanged = maskQueryToken(s), true
 			}
@@ -161,13 +153,13 @@ func (l *DecisionLogger) maskInput(input any) (any, bool) {
 				}
 				m := copyMap(kv)
 				if s, ok := kv["value"].(string); ok {
-					m["value"] = maskValue(key, s)
+					m["value"] = elevatelog.MaskValue(key, s)
 				}
 				if _, ok := kv["rawValue"]; ok {
 					// Bytes, base64: dropped, the value says it was masked.
 					delete(m, "rawValue")
 					if _, ok := m["value"]; !ok {
-						m["value"] = Masked
+						m["value"] = elevatelog.Masked
 					}
 				}
 				entries[i], httpChanged = m, true
@@ -199,14 +191,12 @@ func maskQueryToken(path string) string {
 	if !strings.Contains(path, accessToken) {
 		return path
 	}
-	return queryToken.ReplaceAllString(path, "${1}"+Masked)
+	return queryToken.ReplaceAllString(path, "${1}"+elevatelog.Masked)
 }
 
 func (l *DecisionLogger) maskedHeader(name string) bool {
-	for _, n := range BuiltinMaskedHeaders {
-		if strings.EqualFold(name, n) {
-			return true
-		}
+	if elevatelog.IsCredentialHeader(name) {
+		return true
 	}
 	for _, n := range l.extra {
 		if strings.EqualFold(name, n) {
@@ -214,15 +204,6 @@ func (l *DecisionLogger) maskedHeader(name string) bool {
 		}
 	}
 	return false
-}
-
-func maskValue(name, v string) string {
-	if strings.EqualFold(name, "authorization") || strings.EqualFold(name, "proxy-authorization") {
-		if scheme, _, ok := strings.Cut(v, " "); ok && scheme != "" {
-			return scheme + " " + Masked
-		}
-	}
-	return Masked
 }
 
 func copyMap(m map[string]any) map[string]any {

@@ -11,6 +11,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
+	"github.com/elevatepdp/elevate/internal/httperr"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
@@ -47,14 +48,6 @@ func (d *DataAPI) Register(r gin.IRouter) {
 	}
 }
 
-// opaError is the body of OPA's error answers.
-type opaError struct {
-	Code       string   `json:"code"`
-	Message    string   `json:"message"`
-	Errors     []string `json:"errors"`
-	DecisionID string   `json:"decision_id,omitempty"`
-}
-
 // dataResponse is OPA's DataResponseV1: result is absent when undefined.
 type dataResponse struct {
 	DecisionID string `json:"decision_id"`
@@ -75,7 +68,7 @@ func (d *DataAPI) serve(c *gin.Context) {
 		}
 		if err := envoy.AuthenticateClient(c.Request.Context(), d.auth, cred); err != nil {
 			c.Header("WWW-Authenticate", `Bearer realm="elevate"`)
-			c.AbortWithStatusJSON(http.StatusUnauthorized, opaError{Code: "unauthorized", Message: "a decision client's bearer token is required", Errors: []string{}})
+			httperr.Abort(c, http.StatusUnauthorized, httperr.New("unauthorized", "a decision client's bearer token is required"))
 			return
 		}
 	}
@@ -85,11 +78,11 @@ func (d *DataAPI) serve(c *gin.Context) {
 		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, d.maxBody))
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, opaError{Code: "invalid_parameter", Message: "request body too large", Errors: []string{}})
+			httperr.Abort(c, http.StatusRequestEntityTooLarge, httperr.New("invalid_parameter", "request body too large"))
 			return
 		}
 		if err != nil {
-			c.AbortWithStatusJSON(http.StatusBadRequest, opaError{Code: "invalid_parameter", Message: err.Error(), Errors: []string{}})
+			httperr.Abort(c, http.StatusBadRequest, httperr.New("invalid_parameter", err.Error()))
 			return
 		}
 		var req struct {
@@ -97,7 +90,7 @@ func (d *DataAPI) serve(c *gin.Context) {
 		}
 		if len(body) > 0 {
 			if err := util.UnmarshalJSON(body, &req); err != nil {
-				c.AbortWithStatusJSON(http.StatusBadRequest, opaError{Code: "invalid_parameter", Message: "body contains malformed input document: " + err.Error(), Errors: []string{}})
+				httperr.Abort(c, http.StatusBadRequest, httperr.New("invalid_parameter", "body contains malformed input document: "+err.Error()))
 				return
 			}
 		}
@@ -112,7 +105,7 @@ func (d *DataAPI) serve(c *gin.Context) {
 		Log: map[string]any{"endpoint": "data", "path": c.Param("path"), "request_id": c.GetString("X-Request-Id")},
 	})
 	if res.Failed != "" {
-		c.AbortWithStatusJSON(http.StatusForbidden, opaError{
+		httperr.Abort(c, http.StatusForbidden, httperr.Body{
 			Code: "decision_failed", Message: "no decision could be made, so the answer is no",
 			Errors: []string{res.Failed}, DecisionID: res.ID,
 		})

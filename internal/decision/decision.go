@@ -104,7 +104,7 @@ type Request struct {
 // Result with Failed set, which every caller answers as a denial.
 func (e *Evaluator) Evaluate(ctx context.Context, r Request) Result {
 	started := time.Now()
-	res := Result{ID: newID()}
+	res := Result{ID: policy.NewDecisionID()}
 	var input ast.Value
 	res.Value, res.Defined, res.Failed, input, res.Err = e.evaluate(ctx, r)
 	level := logrus.InfoLevel
@@ -236,5 +236,3 @@ func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string,
 	}
 	return v, true, "", value, nil
 }
-
-func newID() string { return policy.NewDecisionID() }

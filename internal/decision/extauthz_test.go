@@ -360,9 +360,9 @@ func TestExtAuthzHTTPSubjectFromToken(t *testing.T) {
 		}
 	}
 	headers, _ := d.Data["headers"].(map[string]string)
-	for _, k := range []string{"authorization", "cookie", "proxy-authorization"} {
-		if headers[k] != "<masked>" {
-			t.Errorf("decision log %s = %q", k, headers[k])
+	for k, want := range map[string]string{"authorization": "Bearer <masked>", "cookie": "<masked>", "proxy-authorization": "Basic <masked>"} {
+		if headers[k] != want {
+			t.Errorf("decision log %s = %q, want %q", k, headers[k], want)
 		}
 	}
 	if d.Data["endpoint"] != envoy.EndpointHTTP || d.Data["subject"] != subject {

@@ -12,7 +12,9 @@ import (
 
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
 	"github.com/elevatepdp/elevate/internal/decision/target"
+	"github.com/elevatepdp/elevate/internal/httperr"
 	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/logging"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
 )
@@ -91,14 +93,6 @@ var (
 	forwardedHostHeaders   = []string{"X-Forwarded-Host"}
 )
 
-// forwardAuthError is the body of every answer but 200.
-type forwardAuthError struct {
-	Code       string   `json:"code"`
-	Message    string   `json:"message"`
-	Errors     []string `json:"errors"`
-	DecisionID string   `json:"decision_id,omitempty"`
-}
-
 // forwardAuthVerdict is a decision's value as forward-auth reads it.
 type forwardAuthVerdict struct {
 	allow  bool
@@ -114,7 +108,7 @@ func (f *ForwardAuth) serve(c *gin.Context) {
 				"headers": forwardAuthLogHeaders(c.Request.Header),
 			}, Refused: err, RefusedAs: envoy.ReasonUnauthenticatedClient})
 			c.Header(forwardAuthDecisionHeader, res.ID)
-			c.AbortWithStatusJSON(http.StatusForbidden, forwardAuthError{
+			httperr.Abort(c, http.StatusForbidden, httperr.Body{
 				Code: "forbidden", Message: "the gateway did not authenticate as a decision client (" + ClientTokenHeader + ")",
 				Errors: []string{res.Failed}, DecisionID: res.ID,
 			})
@@ -124,9 +118,7 @@ func (f *ForwardAuth) serve(c *gin.Context) {
 	subject, err := f.subject(c)
 	if err != nil {
 		c.Header("WWW-Authenticate", `Bearer realm="elevate"`)
-		c.AbortWithStatusJSON(http.StatusUnauthorized, forwardAuthError{
-			Code: "unauthenticated", Message: err.Error(), Errors: []string{},
-		})
+		httperr.Abort(c, http.StatusUnauthorized, httperr.New("unauthenticated", err.Error()))
 		return
 	}
 	input, reqErr := forwardedRequest(c.Request.Header)
@@ -156,7 +148,7 @@ func (f *ForwardAuth) serve(c *gin.Context) {
 			// error stays in the log.
 			errs = append(errs, reqErr.Error())
 		}
-		c.AbortWithStatusJSON(http.StatusForbidden, forwardAuthError{
+		httperr.Abort(c, http.StatusForbidden, httperr.Body{
 			Code: "forbidden", Message: "no decision could be made, so the answer is no",
 			Errors: errs, DecisionID: res.ID,
 		})
@@ -164,7 +156,7 @@ func (f *ForwardAuth) serve(c *gin.Context) {
 	}
 	v := f.verdict(res)
 	if !v.allow {
-		c.AbortWithStatusJSON(http.StatusForbidden, forwardAuthError{
+		httperr.Abort(c, http.StatusForbidden, httperr.Body{
 			Code: "forbidden", Message: "the policy denies this request",
 			Errors: []string{v.reason}, DecisionID: res.ID,
 		})
@@ -306,22 +298,17 @@ func (f *ForwardAuth) verdict(res Result) forwardAuthVerdict {
 	return forwardAuthVerdict{reason: fmt.Sprintf("%s is neither a boolean nor an object with allow", f.query)}
 }
 
-// forwardAuthSecretHeaders are logged masked: they carry credentials.
-var forwardAuthSecretHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true, ClientTokenHeader: true}
-
 // forwardAuthLogHeaders are the request headers for the decision log,
-// credentials masked: an Authorization keeps only its scheme.
+// credentials masked (logging.MaskHeader): an Authorization keeps only its
+// scheme.
 func forwardAuthLogHeaders(h http.Header) map[string]string {
 	out := make(map[string]string, len(h))
 	for name, values := range h {
 		name = http.CanonicalHeaderKey(name)
-		if forwardAuthSecretHeaders[name] {
+		if logging.IsCredentialHeader(name) {
 			masked := make([]string, len(values))
 			for i, v := range values {
-				masked[i] = "<redacted>"
-				if scheme, _, ok := strings.Cut(v, " "); ok && name != "Cookie" && name != ClientTokenHeader {
-					masked[i] = scheme + " <redacted>"
-				}
+				masked[i] = logging.MaskValue(name, v)
 			}
 			values = masked
 		}

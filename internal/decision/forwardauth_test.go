@@ -459,7 +459,7 @@ func TestForwardAuthLogMasksCredentials(t *testing.T) {
 	st := faStore{elevations: map[string][]workflow.Elevation{faSophia: {faElevation("el-ua", "user-administrator", "/")}}}
 	s := newFAServer(t, faBuiltIn(t), st, ForwardAuthOptions{})
 	s.do(t, http.MethodGet, faJoin(faTraefik("POST", "/users"), faBearer("sophia-token"),
-		[]string{"Cookie", "session=cookie-secret", "Proxy-Authorization", "Basic proxy-secret", "User-Agent", "curl/8"})...)
+		[]string{"Cookie", "session=cookie-secret", "Proxy-Authorization", "Basic proxy-secret", "User-Agent", "curl/8", ClientTokenHeader, "elv_gateway-secret"})...)
 	// Failures before evaluation are logged the same way.
 	s.do(t, http.MethodGet, faJoin([]string{"X-Forwarded-Uri", "/users"}, faBearer("sophia-token"), []string{"Cookie", "session=cookie-secret"})...)
 
@@ -476,7 +476,7 @@ func TestForwardAuthLogMasksCredentials(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("%d decision log lines, want 2:\n%s", len(lines), s.log)
 	}
-	for _, secret := range []string{"sophia-token", "cookie-secret", "proxy-secret"} {
+	for _, secret := range []string{"sophia-token", "cookie-secret", "proxy-secret", "gateway-secret"} {
 		if strings.Contains(s.log.String(), secret) {
 			t.Errorf("the log contains %q:\n%s", secret, s.log)
 		}
@@ -484,8 +484,8 @@ func TestForwardAuthLogMasksCredentials(t *testing.T) {
 	first := lines[0]
 	headers := first["headers"].(map[string]any)
 	for name, want := range map[string]string{
-		"Authorization": "Bearer <redacted>", "Cookie": "<redacted>", "Proxy-Authorization": "Basic <redacted>",
-		"User-Agent": "curl/8", "X-Forwarded-Uri": "/users",
+		"Authorization": "Bearer <masked>", "Cookie": "<masked>", "Proxy-Authorization": "Basic <masked>",
+		"User-Agent": "curl/8", "X-Forwarded-Uri": "/users", ClientTokenHeader: "<masked>",
 	} {
 		if headers[name] != want {
 			t.Errorf("logged %s %v, want %q", name, headers[name], want)
@@ -494,7 +494,7 @@ func TestForwardAuthLogMasksCredentials(t *testing.T) {
 	if first["subject"] != faSophia || first["method"] != "POST" || first["path"] != "/users" || !faNonEmpty(first["decision_id"]) {
 		t.Errorf("decision log line: %v", first)
 	}
-	if lines[1]["failed"] != ReasonBadInput || lines[1]["headers"].(map[string]any)["Cookie"] != "<redacted>" {
+	if lines[1]["failed"] != ReasonBadInput || lines[1]["headers"].(map[string]any)["Cookie"] != "<masked>" {
 		t.Errorf("failure log line: %v", lines[1])
 	}
 }

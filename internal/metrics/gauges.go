@@ -12,6 +12,9 @@ import (
 type Gauges struct {
 	// Policy is the revision and load time of the policy being served.
 	Policy func() (revision string, loadedAt time.Time)
+	// PolicyReloadFailures counts the reloads that failed, each leaving
+	// the last good policy serving (policy.Engine.Reloads).
+	PolicyReloadFailures func() uint64
 	// Counts are the pending requests and live elevations. Counting may
 	// read the whole store, so the answer is kept for countsFor.
 	Counts func() (pending, live int, err error)
@@ -32,6 +35,7 @@ const countsFor = 15 * time.Second
 var (
 	policyInfo = prometheus.NewDesc("elevate_policy_info", "The policy being served (value 1), by revision.", []string{"revision"}, nil)
 	policyLoad = prometheus.NewDesc("elevate_policy_loaded_timestamp_seconds", "When the policy being served was loaded.", nil, nil)
+	policyFail = prometheus.NewDesc("elevate_policy_reload_failures_total", "Policy reloads that failed; the last good policy kept serving.", nil, nil)
 	pendingReq = prometheus.NewDesc("elevate_pending_requests", "Activation requests waiting for approval.", nil, nil)
 	liveElev   = prometheus.NewDesc("elevate_active_elevations", "Elevations live now.", nil, nil)
 	cacheHits  = prometheus.NewDesc("elevate_holdings_cache_hits_total", "Decisions answered from this replica's holdings cache.", nil, nil)
@@ -51,6 +55,7 @@ type gaugeCollector struct {
 func (c *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- policyInfo
 	ch <- policyLoad
+	ch <- policyFail
 	ch <- pendingReq
 	ch <- liveElev
 	ch <- cacheHits
@@ -67,6 +72,9 @@ func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 		rev, at := g.Policy()
 		ch <- prometheus.MustNewConstMetric(policyInfo, prometheus.GaugeValue, 1, rev)
 		ch <- prometheus.MustNewConstMetric(policyLoad, prometheus.GaugeValue, float64(at.UnixNano())/1e9)
+	}
+	if g.PolicyReloadFailures != nil {
+		ch <- prometheus.MustNewConstMetric(policyFail, prometheus.CounterValue, float64(g.PolicyReloadFailures()))
 	}
 	if g.Cache != nil {
 		s := g.Cache()

@@ -163,6 +163,26 @@ type Engine struct {
 	reload          sync.Mutex // one load at a time; evaluations never wait for it
 	current         atomic.Pointer[snapshot]
 	gen             atomic.Uint64 // see Generation
+	failures        atomic.Uint64
+	lastFailure     atomic.Pointer[ReloadFailure]
+}
+
+// Reloads are the engine's failed reloads, for /health/ready and
+// /metrics: a reload that fails keeps the last good policy serving, and
+// this is how an operator sees that the policy on disk is not the one
+// being served.
+type Reloads struct {
+	// ReloadFailures counts the reloads that failed since the start.
+	ReloadFailures uint64 `json:"reload_failures"`
+	// LastReloadFailure is the latest failure, kept after a later reload
+	// succeeds (compare its time with Info.LoadedAt); nil if none failed.
+	LastReloadFailure *ReloadFailure `json:"last_reload_failure,omitempty"`
+}
+
+// ReloadFailure is when a reload failed and why.
+type ReloadFailure struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error"`
 }
 
 // Info describes the policy being served.
@@ -245,14 +265,37 @@ func (e *Engine) serve(snap *snapshot) {
 	e.gen.Add(1)
 }
 
+// Reloads reports the failed reloads. With bundles it is always empty: a
+// bundle that fails to activate is reported by OPA's bundle plugin (its
+// log and status), and the engine never sees it.
+func (e *Engine) Reloads() Reloads {
+	return Reloads{ReloadFailures: e.failures.Load(), LastReloadFailure: e.lastFailure.Load()}
+}
+
 // Reload loads the source again and, when it compiles, atomically replaces the
-// snapshot being served. On error the previous snapshot keeps serving.
+// snapshot being served. On error the previous snapshot keeps serving, and
+// the failure is logged at error and counted (Reloads).
 func (e *Engine) Reload(ctx context.Context) error {
 	if e.opts.Bundles {
 		return nil
 	}
 	e.reload.Lock()
 	defer e.reload.Unlock()
+	err := e.load(ctx)
+	// The first load has no last good policy: New fails instead.
+	if cur := e.current.Load(); err != nil && cur != nil {
+		e.failures.Add(1)
+		e.lastFailure.Store(&ReloadFailure{At: time.Now().UTC(), Error: err.Error()})
+		e.log.WithFields(logrus.Fields{
+			"error":    err.Error(),
+			"revision": cur.info.Revision,
+		}).Error("policy reload failed; the last good policy keeps serving")
+	}
+	return err
+}
+
+// load is Reload's work, under e.reload.
+func (e *Engine) load(ctx context.Context) error {
 
 	files, err := e.opts.Source.Load()
 	if err != nil {

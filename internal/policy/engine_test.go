@@ -377,6 +377,81 @@ func TestWatchReloadsOnFileChange(t *testing.T) {
 	waitFor("4")
 }
 
+// TestFailedReloadIsVisible: a broken file in a watched directory keeps
+// the last good policy serving, and the failure is counted, kept with its
+// time and error (for /health/ready and /metrics) and logged at error.
+func TestFailedReloadIsVisible(t *testing.T) {
+	dir := policyDir(t, answerPolicy("1"))
+	log, logged := logtest.NewNullLogger()
+	e := newEngine(t, Source{Paths: []string{dir}}, func(o *Options) { o.Logger = log })
+	if r := e.Reloads(); r.ReloadFailures != 0 || r.LastReloadFailure != nil {
+		t.Fatalf("a fresh engine reports failed reloads: %+v", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Watch(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	// The watcher says nothing when it is watching: write until a reload
+	// shows the change (see TestWatchReloadsOnFileChange).
+	for try := 0; ; try++ {
+		write(t, filepath.Join(dir, "t.rego"), answerPolicy("2"))
+		if got, _ := eval(t, e, answer, nil); equalJSON(got, "2") {
+			break
+		}
+		if try == 50 {
+			t.Fatal("the watcher never reloaded")
+		}
+		time.Sleep(5 * settle)
+	}
+
+	before := time.Now().UTC()
+	write(t, filepath.Join(dir, "t.rego"), "package t\n\nanswer := \n")
+	for deadline := time.Now().Add(10 * time.Second); e.Reloads().ReloadFailures == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the broken file was never reloaded")
+		}
+	}
+	if got, err := eval(t, e, answer, nil); err != nil || !equalJSON(got, "2") {
+		t.Fatalf("after a failed reload got %v, %v; want the last good answer 2", got, err)
+	}
+	r := e.Reloads()
+	last := r.LastReloadFailure
+	if last == nil || !strings.Contains(last.Error, "t.rego:") || last.At.Before(before) || time.Since(last.At) > time.Minute {
+		t.Fatalf("last failure %+v, want one naming t.rego: at about %s", last, before)
+	}
+	var line *logrus.Entry
+	for _, entry := range logged.AllEntries() {
+		if entry.Message == "policy reload failed; the last good policy keeps serving" {
+			line = entry
+		}
+	}
+	if line == nil || line.Level != logrus.ErrorLevel || line.Data["error"] != last.Error || line.Data["revision"] != e.Info().Revision {
+		t.Fatalf("log line %+v, want one at error with the error and the revision served", line)
+	}
+
+	// A good file again: served, and the failure stays on record.
+	write(t, filepath.Join(dir, "t.rego"), answerPolicy("3"))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if got, _ := eval(t, e, answer, nil); equalJSON(got, "3") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the fixed file was never reloaded")
+		}
+	}
+	if after := e.Reloads(); after.ReloadFailures != r.ReloadFailures || after.LastReloadFailure != last {
+		t.Fatalf("after a good reload %+v, want the failures kept as %+v", after, r)
+	}
+	if !e.Info().LoadedAt.After(last.At) {
+		t.Fatal("the good policy's load time is not after the failure")
+	}
+}
+
 func TestEvalTimeout(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "slow.rego"), "package t\n\nanswer := count([1 | some i in numbers.range(1, 5000); some j in numbers.range(1, 5000); i != j])\n")

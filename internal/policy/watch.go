@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"github.com/sirupsen/logrus"
 )
 
 // settle is how long the watcher waits after the last file event before it
@@ -17,8 +16,8 @@ import (
 const settle = 100 * time.Millisecond
 
 // Watch reloads the policy whenever a file under the source's paths changes,
-// until ctx ends. A reload that fails to compile is logged and the last good
-// policy keeps serving. Built-in policies (Source.FS) never change, so Watch
+// until ctx ends. A reload that fails to compile is logged and counted
+// (Reload) and the last good policy keeps serving. Built-in policies (Source.FS) never change, so Watch
 // returns at once for them, as it does when the policy comes from bundles.
 func (e *Engine) Watch(ctx context.Context) error {
 	if e.opts.Source.FS != nil || e.opts.Bundles {
@@ -59,12 +58,8 @@ func (e *Engine) Watch(ctx context.Context) error {
 			}
 			e.log.WithError(err).Warn("policy watcher error")
 		case <-timer.C:
-			if err := e.Reload(ctx); err != nil {
-				e.log.WithFields(logrus.Fields{
-					"error":    err.Error(),
-					"revision": e.Info().Revision,
-				}).Error("policy reload failed; the last good policy keeps serving")
-			}
+			// Reload logs and counts a failure itself.
+			_ = e.Reload(ctx)
 		}
 	}
 }

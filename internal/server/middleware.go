@@ -1,29 +1,16 @@
 package server
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"regexp"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
+
+	"github.com/elevatepdp/elevate/internal/httperr"
+	"github.com/elevatepdp/elevate/internal/ids"
 )
-
-// APIError is the body of every error response.
-type APIError struct {
-	Code    string   `json:"code"`
-	Message string   `json:"message"`
-	Errors  []string `json:"errors"`
-}
-
-func abort(c *gin.Context, status int, code, message string, errs ...string) {
-	if errs == nil {
-		errs = []string{}
-	}
-	c.AbortWithStatusJSON(status, APIError{Code: code, Message: message, Errors: errs})
-}
 
 const requestIDHeader = "X-Request-Id"
 
@@ -35,18 +22,12 @@ func (s *Server) requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader(requestIDHeader)
 		if !requestIDPattern.MatchString(id) {
-			id = newID()
+			id = ids.Request()
 		}
 		c.Set(requestIDHeader, id)
 		c.Header(requestIDHeader, id)
 		c.Next()
 	}
-}
-
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // accessLog writes one line per request at debug level; decision endpoints
@@ -84,7 +65,7 @@ func (s *Server) recovery() gin.HandlerFunc {
 					"path":       c.Request.URL.Path,
 					"panic":      p,
 				}).Error("handler panicked")
-				abort(c, http.StatusInternalServerError, "internal", "internal error")
+				httperr.Abort(c, http.StatusInternalServerError, httperr.New("internal", "internal error"))
 			}
 		}()
 		c.Next()

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/elevatepdp/elevate/internal/httperr"
 	"github.com/elevatepdp/elevate/internal/policy"
 )
 
@@ -91,10 +92,10 @@ func New(opts Options) *Server {
 	r.HandleMethodNotAllowed = true
 	r.Use(s.requestID(), s.accessLog(), s.recovery())
 	r.NoRoute(func(c *gin.Context) {
-		abort(c, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path))
+		httperr.Abort(c, http.StatusNotFound, httperr.New("not_found", fmt.Sprintf("no route for %s %s", c.Request.Method, c.Request.URL.Path)))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		abort(c, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+		httperr.Abort(c, http.StatusMethodNotAllowed, httperr.New("method_not_allowed", fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)))
 	})
 	r.GET("/health", s.health)
 	r.GET("/health/ready", s.ready)
@@ -219,9 +220,18 @@ func (s *Server) health(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
+// readyPolicy is the policy part of /health/ready's body: what is served
+// (policy.Info) and the failed reloads (policy.Reloads), flattened into one
+// object.
+type readyPolicy struct {
+	policy.Info
+	policy.Reloads
+}
+
 // ready reports whether this replica should receive traffic: a policy is
 // loaded (the engine cannot exist without one), every check passes and it
-// is not shutting down.
+// is not shutting down. A failed reload does not make it unready, since the
+// last good policy keeps serving; the body shows the failure.
 func (s *Server) ready(c *gin.Context) {
 	checks := gin.H{"policy": "ok", "shutdown": "ok"}
 	status := http.StatusOK
@@ -239,7 +249,7 @@ func (s *Server) ready(c *gin.Context) {
 			status = http.StatusServiceUnavailable
 		}
 	}
-	body := gin.H{"status": "ok", "checks": checks, "policy": s.opts.Engine.Info()}
+	body := gin.H{"status": "ok", "checks": checks, "policy": readyPolicy{s.opts.Engine.Info(), s.opts.Engine.Reloads()}}
 	if status != http.StatusOK {
 		body["status"] = "unavailable"
 	}

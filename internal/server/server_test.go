@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +27,12 @@ import (
 
 func newServer(t testing.TB) *Server {
 	t.Helper()
-	dir := t.TempDir()
+	return newServerIn(t, t.TempDir())
+}
+
+// newServerIn serves the policy t.rego it writes in dir.
+func newServerIn(t testing.TB, dir string) *Server {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "t.rego"), []byte("package t\n\nx := 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +91,44 @@ func TestReadyReportsPolicy(t *testing.T) {
 	pol, _ := body["policy"].(map[string]any)
 	if pol["revision"] == "" || pol["modules"] != float64(1) {
 		t.Fatalf("ready body %v does not describe the loaded policy", body)
+	}
+}
+
+// TestReadyShowsFailedReload: a reload that fails leaves the replica ready
+// (the last good policy serves) and /health/ready says when and why.
+func TestReadyShowsFailedReload(t *testing.T) {
+	dir := t.TempDir()
+	s := newServerIn(t, dir)
+	_, body := do(t, s.Handler(), "GET", "/health/ready")
+	pol, _ := body["policy"].(map[string]any)
+	if n, ok := pol["reload_failures"]; !ok || n != float64(0) {
+		t.Fatalf("ready body %v, want reload_failures 0", body)
+	}
+	if _, ok := pol["last_reload_failure"]; ok {
+		t.Fatalf("ready body %v has a last failure before any", body)
+	}
+	revision := pol["revision"]
+
+	if err := os.WriteFile(filepath.Join(dir, "t.rego"), []byte("package t\n\nx := \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().UTC()
+	if err := s.opts.Engine.Reload(context.Background()); err == nil {
+		t.Fatal("a broken policy reloaded")
+	}
+	status, body := do(t, s.Handler(), "GET", "/health/ready")
+	if status != http.StatusOK || body["status"] != "ok" {
+		t.Fatalf("ready after a failed reload: %d %v, want 200 ok", status, body)
+	}
+	pol, _ = body["policy"].(map[string]any)
+	last, _ := pol["last_reload_failure"].(map[string]any)
+	errText, _ := last["error"].(string)
+	at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(last["at"]))
+	if pol["reload_failures"] != float64(1) || !strings.Contains(errText, "t.rego:") || err != nil || at.Before(before) {
+		t.Fatalf("ready body %v, want one failure naming t.rego: at about %s", body, before)
+	}
+	if pol["revision"] != revision {
+		t.Fatalf("revision %v, want the last good one %v", pol["revision"], revision)
 	}
 }
 

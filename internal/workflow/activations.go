@@ -8,6 +8,7 @@ import (
 
 	"github.com/elevatepdp/elevate/internal/audit"
 	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/ids"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/store"
 )
@@ -114,7 +115,7 @@ func (s *Service) Activate(ctx context.Context, c Caller, r ActivationRequest) (
 	if err != nil {
 		return store.Activation{}, err
 	}
-	id := newID("act_")
+	id := ids.New("act_")
 	event := audit.Event{
 		Actor: c.Principal, Principal: c.Principal, Role: role.ID, Scope: sc,
 		ActivationID: id, RequestID: c.RequestID, Justification: r.Justification,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/elevatepdp/elevate/internal/audit"
 	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/ids"
 	"github.com/elevatepdp/elevate/internal/store"
 )
 
@@ -91,7 +92,7 @@ func (s *Service) CreateAssignment(ctx context.Context, c Caller, r AssignmentRe
 		return store.Assignment{}, fmt.Errorf("%w: %s may not manage assignments at %s", ErrForbidden, c.Principal, sc)
 	}
 	a := store.Assignment{
-		ID: newID("asg_"), Principal: principal, Role: role.ID, Scope: sc, Type: r.Type,
+		ID: ids.New("asg_"), Principal: principal, Role: role.ID, Scope: sc, Type: r.Type,
 		Start: utc(r.Start), End: utc(r.End), CreatedBy: c.Principal, CreatedAt: now,
 	}
 	if err := s.store.CreateAssignment(ctx, a); err != nil {

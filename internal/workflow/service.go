@@ -7,8 +7,6 @@ package workflow
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,12 +151,6 @@ func (s *Service) restore(before, after store.Activation) func(context.Context) 
 		_, err := s.store.UpdateActivation(ctx, before)
 		return err
 	}
-}
-
-func newID(prefix string) string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
 }
 
 // Role is a role of data.pim.roles, settings merged over their defaults.

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -154,4 +157,57 @@ func TestMetricLabelsBoundedOverHTTP(t *testing.T) {
 		metric(t, s, "elevate_policy_evaluation_duration_seconds_count", "query", "other") < 500 {
 		t.Error("the configured query or other is not counted")
 	}
+}
+
+// TestFailedPolicyReloadIsVisible: a broken file in a served policy
+// directory leaves the last good policy serving and the replica ready, and
+// shows in /metrics, in /health/ready and in the log at error.
+func TestFailedPolicyReloadIsVisible(t *testing.T) {
+	extra := t.TempDir()
+	file := filepath.Join(extra, "extra.rego")
+	if err := os.WriteFile(file, []byte("package extra\n\nx := 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := elevatetest.Start(t, elevatetest.Options{Args: []string{repo(t, "policies"), extra}})
+	if got := metric(t, s, "elevate_policy_reload_failures_total"); got != 0 {
+		t.Fatalf("reload failures %v before any", got)
+	}
+	if !strings.Contains(metricsText(t, s), "\nelevate_policy_reload_failures_total 0\n") {
+		t.Fatal("elevate_policy_reload_failures_total is not exported")
+	}
+	revision := s.Do(t, "GET", "/health/ready", "", nil).Want(t, 200)["policy"].(map[string]any)["revision"]
+
+	// The watcher says nothing once it watches: break the file until a
+	// reload fails (each write is a change, so each try reloads).
+	for try := 0; metric(t, s, "elevate_policy_reload_failures_total") == 0; try++ {
+		if try == 50 {
+			t.Fatalf("no failed reload counted:\n%s", s.Log())
+		}
+		broken := fmt.Sprintf("package extra\n\n# try %d\nx := \n", try)
+		if err := os.WriteFile(file, []byte(broken), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	body := s.Do(t, "GET", "/health/ready", "", nil).Want(t, 200)
+	pol := body["policy"].(map[string]any)
+	last, _ := pol["last_reload_failure"].(map[string]any)
+	if body["status"] != "ok" || pol["revision"] != revision || !strings.Contains(fmt.Sprint(last["error"]), "extra.rego:") || last["at"] == nil {
+		t.Fatalf("ready body %v, want ok, revision %v and the failure naming extra.rego:", body, revision)
+	}
+	if !strings.Contains(s.Log(), `"level":"error","msg":"policy reload failed; the last good policy keeps serving"`) {
+		t.Fatalf("no error line for the failed reload:\n%s", s.Log())
+	}
+}
+
+// metricsText is /metrics as served.
+func metricsText(t *testing.T, s *elevatetest.Server) string {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/elevatepdp/elevate/internal/identity"
+	"github.com/elevatepdp/elevate/internal/logging"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
 )
@@ -193,7 +194,9 @@ func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, en
 	defer func() {
 		if p := recover(); p != nil {
 			if id == "" {
-				id = newID()
+				// The Evaluator did not record this decision: give
+				// it an id in the Evaluator's form.
+				id = policy.NewDecisionID()
 			}
 			a.log.WithFields(logrus.Fields{
 				"decision_id": id, "endpoint": endpoint, "failed": ReasonInternal,
@@ -253,28 +256,19 @@ func (a *Authorizer) subject(ctx context.Context, h *authv3.AttributeContext_Htt
 	return ""
 }
 
-// maskedHeaders hold credentials: the decision log shows that they were
-// sent, never what they were.
-var maskedHeaders = map[string]bool{"authorization": true, "cookie": true, "proxy-authorization": true}
-
-// logFields describe the request in the decision log.
+// logFields describe the request in the decision log, credentials masked
+// (logging.MaskHeader): the log shows that they were sent, never what they
+// were.
 func logFields(req *authv3.CheckRequest, endpoint string, dryRun bool) logrus.Fields {
 	h := req.GetAttributes().GetRequest().GetHttp()
 	headers := make(map[string]string, len(h.GetHeaders()))
 	for k, v := range h.GetHeaders() {
-		if maskedHeaders[strings.ToLower(k)] {
-			v = "<masked>"
-		}
-		headers[k] = v
+		headers[k] = logging.MaskHeader(k, v)
 	}
 	for _, hv := range h.GetHeaderMap().GetHeaders() {
 		k := strings.ToLower(hv.GetKey())
-		v := hv.GetValue()
-		if maskedHeaders[k] {
-			v = "<masked>"
-		}
 		if _, ok := headers[k]; !ok {
-			headers[k] = v
+			headers[k] = logging.MaskHeader(k, hv.GetValue())
 		}
 	}
 	fields := logrus.Fields{
@@ -289,10 +283,6 @@ func logFields(req *authv3.CheckRequest, endpoint string, dryRun bool) logrus.Fi
 	}
 	return fields
 }
-
-// newID is a decision ID for a decision the Evaluator did not record (a
-// panic), in the Evaluator's form.
-func newID() string { return policy.NewDecisionID() }
 
 // client checks the gateway's credential when decision clients must
 // authenticate.

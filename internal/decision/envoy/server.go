@@ -12,6 +12,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/elevatepdp/elevate/internal/policy"
 )
 
 // ServiceName is the gRPC service Envoy's ext_authz filter calls.
@@ -63,7 +65,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, input func
 	defer func() {
 		// Authorize recovers its own panics; this covers the conversion.
 		if p := recover(); p != nil {
-			id := newID()
+			id := policy.NewDecisionID()
 			s.log.WithFields(logrus.Fields{"decision_id": id, "endpoint": EndpointGRPC, "failed": ReasonInternal, "panic": fmt.Sprint(p)}).
 				Error("decision failed closed: panic")
 			failed := failedResponse(id, ReasonInternal, 403)

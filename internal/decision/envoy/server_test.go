@@ -626,8 +626,8 @@ func TestCheckSubjectFromToken(t *testing.T) {
 					t.Fatalf("decision log line without headers: %v", e.Data)
 				}
 				if _, sent := tc.headers["authorization"]; sent {
-					if got, ok := h["authorization"]; !ok || got != "<masked>" {
-						t.Errorf("decision log authorization = %q (present %v), want <masked>", got, ok)
+					if got, ok := h["authorization"]; !ok || got != "Bearer <masked>" {
+						t.Errorf("decision log authorization = %q (present %v), want Bearer <masked>", got, ok)
 					}
 				}
 			}
@@ -643,12 +643,16 @@ func TestCheckMasksCredentialsInDecisionLog(t *testing.T) {
 	conn := serve(t, eval, envoy.Options{Log: discard()})
 	check(t, conn, httpRequest("GET", "/public", map[string]string{
 		"authorization": "Bearer secret-token", "cookie": "session=secret", "proxy-authorization": "Basic c2VjcmV0", "accept": "text/html",
+		"set-cookie": "session=secret", "x-elevate-client-token": "elv_gateway-secret",
 	}, ""))
 	entry := lastDecision(t, hook)
 	headers, _ := entry.Data["headers"].(map[string]string)
-	for _, k := range []string{"authorization", "cookie", "proxy-authorization"} {
-		if headers[k] != "<masked>" {
-			t.Errorf("decision log %s = %q, want it masked", k, headers[k])
+	for k, want := range map[string]string{
+		"authorization": "Bearer <masked>", "cookie": "<masked>", "proxy-authorization": "Basic <masked>",
+		"set-cookie": "<masked>", "x-elevate-client-token": "<masked>",
+	} {
+		if headers[k] != want {
+			t.Errorf("decision log %s = %q, want %q", k, headers[k], want)
 		}
 	}
 	if headers["accept"] != "text/html" {
