@@ -88,13 +88,20 @@ func (s *Store) ConsumeTOTPInvite(_ context.Context, principal, sum string) (boo
 func (s *Store) TOTPFailure(_ context.Context, principal string, window time.Duration) (int, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := s.totp.wrong[principal]
+	f := s.countIn(s.totp.wrong, principal, window)
+	return f.n, f.until, nil
+}
+
+// countIn counts one more for principal in m, in a window of length window
+// that starts anew once the last has ended. s.mu must be held.
+func (s *Store) countIn(m map[string]totpFailures, principal string, window time.Duration) totpFailures {
+	f := m[principal]
 	if !s.now().Before(f.until) {
 		f = totpFailures{until: s.now().Add(window)}
 	}
 	f.n++
-	s.totp.wrong[principal] = f
-	return f.n, f.until, nil
+	m[principal] = f
+	return f
 }
 
 func (s *Store) TOTPFailures(_ context.Context, principal string) (int, time.Time, error) {
@@ -127,13 +134,7 @@ func (s *Store) MarkTOTPUsed(_ context.Context, principal string, counter uint64
 func (s *Store) TOTPAttempt(_ context.Context, principal string, window time.Duration) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := s.totp.failures[principal]
-	if !s.now().Before(f.until) {
-		f = totpFailures{until: s.now().Add(window)}
-	}
-	f.n++
-	s.totp.failures[principal] = f
-	return f.n, nil
+	return s.countIn(s.totp.failures, principal, window).n, nil
 }
 
 func (s *Store) TOTPAttemptOK(_ context.Context, principal string) error {
