@@ -152,7 +152,9 @@ func (e *Evaluator) logDecision(ctx context.Context, r Request, res Result, inpu
 		Path:       r.Query.Path(),
 		Timestamp:  time.Now().UTC(),
 		InputAST:   input,
-		Error:      res.Err,
+	}
+	if res.Failed != "" {
+		info.Error = &loggedFailure{Code: res.Failed, Message: res.Err.Error(), err: res.Err}
 	}
 	if r.Input != nil {
 		info.Input = &r.Input
@@ -171,6 +173,19 @@ func (e *Evaluator) logDecision(ctx context.Context, r Request, res Result, inpu
 		e.log.WithFields(logrus.Fields{"decision_id": res.ID, "error": err.Error()}).Error("decision log")
 	}
 }
+
+// loggedFailure is a failed decision's error as the decision log uploads
+// it: in the shape of OPA's evaluation errors ({"code", "message"}), its
+// code the reason the decision failed closed (policy_timeout, bad_input...).
+// The error itself would be uploaded as {}, saying nothing.
+type loggedFailure struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	err     error
+}
+
+func (f *loggedFailure) Error() string { return f.Message }
+func (f *loggedFailure) Unwrap() error { return f.err }
 
 // outcome names a result for metrics: failed, allow (true, or an object
 // whose allow or allowed is true), or deny.
