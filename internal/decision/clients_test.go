@@ -15,6 +15,7 @@ import (
 
 	"github.com/elevatepdp/elevate/internal/decision"
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/identity"
 )
 
@@ -140,8 +141,8 @@ func TestRequireTokenCoversExtAuthz(t *testing.T) {
 				if allowed != tc.allowed {
 					t.Errorf("gRPC: allowed = %v, want %v", allowed, tc.allowed)
 				}
-				if !tc.allowed && failed != envoy.ReasonUnauthenticatedClient {
-					t.Errorf("gRPC: failed = %q, want %s", failed, envoy.ReasonUnauthenticatedClient)
+				if !tc.allowed && failed != reason.UnauthenticatedClient {
+					t.Errorf("gRPC: failed = %q, want %s", failed, reason.UnauthenticatedClient)
 				}
 			}
 			if tc.headers != nil || tc.md == nil {
@@ -149,8 +150,8 @@ func TestRequireTokenCoversExtAuthz(t *testing.T) {
 				if (w.Code == http.StatusOK) != tc.allowed {
 					t.Errorf("HTTP: status = %d, allowed want %v", w.Code, tc.allowed)
 				}
-				if !tc.allowed && w.Header().Get(envoy.HeaderDecisionFailed) != envoy.ReasonUnauthenticatedClient {
-					t.Errorf("HTTP: failed = %q, want %s", w.Header().Get(envoy.HeaderDecisionFailed), envoy.ReasonUnauthenticatedClient)
+				if !tc.allowed && w.Header().Get(envoy.HeaderDecisionFailed) != reason.UnauthenticatedClient {
+					t.Errorf("HTTP: failed = %q, want %s", w.Header().Get(envoy.HeaderDecisionFailed), reason.UnauthenticatedClient)
 				}
 				// A refusal is a decision too: the gateway can find it in the log.
 				if w.Header().Get(envoy.HeaderDecisionID) == "" {

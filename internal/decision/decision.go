@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/server"
 	"github.com/sirupsen/logrus"
 
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/logging"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
@@ -59,14 +60,6 @@ func NewEvaluator(engine *policy.Engine, elevations Elevations, log logrus.Field
 	return &Evaluator{engine: engine, elevations: elevations, log: log, now: time.Now}
 }
 
-// Reasons a decision failed closed; stable, for clients and metrics.
-const (
-	ReasonPolicyError      = "policy_error"
-	ReasonPolicyTimeout    = "policy_timeout"
-	ReasonStoreUnavailable = "store_unavailable"
-	ReasonBadInput         = "bad_input"
-)
-
 // Result is one decision.
 type Result struct {
 	ID string
@@ -96,7 +89,7 @@ type Request struct {
 	// decision log) like any other decision.
 	Refused error
 	// RefusedAs is the reason a Refused request fails closed with;
-	// ReasonBadInput when empty.
+	// reason.BadInput when empty.
 	RefusedAs string
 }
 
@@ -210,11 +203,11 @@ func (r Result) outcome() string {
 // failed, the input as the policy saw it (nil when none) and the error.
 func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string, ast.Value, error) {
 	if r.Refused != nil {
-		reason := r.RefusedAs
-		if reason == "" {
-			reason = ReasonBadInput
+		why := r.RefusedAs
+		if why == "" {
+			why = reason.BadInput
 		}
-		return nil, false, reason, nil, r.Refused
+		return nil, false, why, nil, r.Refused
 	}
 	now := e.now()
 	input := r.Input
@@ -223,7 +216,7 @@ func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string,
 		if r.Subject != "" {
 			var err error
 			if elevations, err = e.elevations.Elevations(ctx, r.Subject, now); err != nil {
-				return nil, false, ReasonStoreUnavailable, nil, err
+				return nil, false, reason.StoreUnavailable, nil, err
 			}
 		}
 		obj["elevations"] = workflow.ElevationsInput(elevations)
@@ -233,7 +226,7 @@ func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string,
 	if input != nil {
 		var err error
 		if value, err = ast.InterfaceToValue(input); err != nil {
-			return nil, false, ReasonBadInput, nil, err
+			return nil, false, reason.BadInput, nil, err
 		}
 	}
 	started := time.Now()
@@ -245,9 +238,9 @@ func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string,
 	case errors.Is(err, policy.ErrUndefined):
 		return nil, false, "", value, nil
 	case errors.Is(err, policy.ErrTimeout):
-		return nil, false, ReasonPolicyTimeout, value, err
+		return nil, false, reason.PolicyTimeout, value, err
 	case err != nil:
-		return nil, false, ReasonPolicyError, value, err
+		return nil, false, reason.PolicyError, value, err
 	}
 	return v, true, "", value, nil
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/elevatepdp/elevate/internal/decision"
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
@@ -217,9 +218,9 @@ func TestExtAuthzHTTP(t *testing.T) {
 			want: map[string]string{"X-Ext-Auth-Allow": "yes", "X-Multi": "1,2", "X-Foo": "", "X-Envoy-Auth-Headers-To-Remove": ""},
 		},
 		"malformed JSON body": {
-			router: plain, method: "POST", path: "/orders", headers: jsonCT, body: `{"amount": `, status: 400, failed: envoy.ReasonBadInput,
+			router: plain, method: "POST", path: "/orders", headers: jsonCT, body: `{"amount": `, status: 400, failed: reason.BadInput,
 		},
-		"policy error": {router: plain, method: "GET", path: "/boom", status: 403, failed: decision.ReasonPolicyError},
+		"policy error": {router: plain, method: "GET", path: "/boom", status: 403, failed: reason.PolicyError},
 		"subject from a trusted header": {
 			router: bySubject, method: "GET", path: "/db/orders", headers: map[string]string{"X-Elevate-Subject": subject}, status: 200,
 		},
@@ -384,7 +385,7 @@ func TestDecisionLogFollowsLevel(t *testing.T) {
 	if w := call(t, router(failing), "GET", "/public", nil, ""); w.Code != http.StatusForbidden {
 		t.Fatalf("a failed evaluation answered %d", w.Code)
 	}
-	if e := hook.LastEntry(); e == nil || e.Message != "decision failed closed" || e.Data["failed"] != decision.ReasonPolicyError {
+	if e := hook.LastEntry(); e == nil || e.Message != "decision failed closed" || e.Data["failed"] != reason.PolicyError {
 		t.Fatalf("failed decision logged as %+v", e)
 	}
 	log.(*logrus.Logger).SetLevel(logrus.InfoLevel)
@@ -433,8 +434,8 @@ func TestExtAuthzHTTPDeadline(t *testing.T) {
 	w := httptest.NewRecorder()
 	start := time.Now()
 	r.ServeHTTP(w, req)
-	if w.Code != 403 || w.Header().Get(envoy.HeaderDecisionFailed) != decision.ReasonPolicyTimeout {
-		t.Errorf("status %d, failed %q; want 403 %s", w.Code, w.Header().Get(envoy.HeaderDecisionFailed), decision.ReasonPolicyTimeout)
+	if w.Code != 403 || w.Header().Get(envoy.HeaderDecisionFailed) != reason.PolicyTimeout {
+		t.Errorf("status %d, failed %q; want 403 %s", w.Code, w.Header().Get(envoy.HeaderDecisionFailed), reason.PolicyTimeout)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("took %v", d)
@@ -701,12 +702,12 @@ allow if not input.parsed_query.debug
 			if tc.status != 400 {
 				return
 			}
-			if got := w.Header().Get(envoy.HeaderDecisionFailed); got != decision.ReasonBadInput {
+			if got := w.Header().Get(envoy.HeaderDecisionFailed); got != reason.BadInput {
 				t.Errorf("%s = %q", envoy.HeaderDecisionFailed, got)
 			}
 			found := false
 			for _, e := range hook.AllEntries() {
-				if e.Data["decision_id"] == id && e.Data["failed"] == decision.ReasonBadInput {
+				if e.Data["decision_id"] == id && e.Data["failed"] == reason.BadInput {
 					found = true
 				}
 			}

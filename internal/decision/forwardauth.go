@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/decision/target"
 	"github.com/elevatepdp/elevate/internal/httperr"
 	"github.com/elevatepdp/elevate/internal/identity"
@@ -106,7 +107,7 @@ func (f *ForwardAuth) serve(c *gin.Context) {
 			res := f.eval.Evaluate(c.Request.Context(), Request{Query: f.query, Log: logrus.Fields{
 				"endpoint": "forward-auth", "request_id": c.GetString("X-Request-Id"),
 				"headers": forwardAuthLogHeaders(c.Request.Header),
-			}, Refused: err, RefusedAs: envoy.ReasonUnauthenticatedClient})
+			}, Refused: err, RefusedAs: reason.UnauthenticatedClient})
 			c.Header(forwardAuthDecisionHeader, res.ID)
 			httperr.Abort(c, http.StatusForbidden, httperr.Body{
 				Code: "forbidden", Message: "the gateway did not authenticate as a decision client (" + ClientTokenHeader + ")",

@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/elevatepdp/elevate/bundles"
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
@@ -195,39 +196,39 @@ func TestForwardAuthDefaultPolicy(t *testing.T) {
 		// Refused: the upstream may read either as another path.
 		"encoded slash": {
 			headers: faJoin(faTraefik("GET", "/users/a%2Fb"), faBearer("sophia-token")), status: 403,
-			errors: []string{ReasonBadInput, `the forwarded URI: ambiguous request target: the path holds an escaped "/" or "\"`},
+			errors: []string{reason.BadInput, `the forwarded URI: ambiguous request target: the path holds an escaped "/" or "\"`},
 		},
 		"encoded dot-dot": {
 			headers: faJoin(faTraefik("DELETE", "/users/%2e%2e"), faBearer("sophia-token")), status: 403,
-			errors: []string{ReasonBadInput, `the forwarded URI: ambiguous request target: the path holds the dot segment ".."`},
+			errors: []string{reason.BadInput, `the forwarded URI: ambiguous request target: the path holds the dot segment ".."`},
 		},
 		"families disagreeing": {
 			headers: faJoin(faTraefik("DELETE", "/users/17"), faNginx("GET", "/users/17"), faBearer("emma-token")), status: 403,
-			errors: []string{ReasonBadInput, "X-Forwarded-Method and X-Original-Method disagree"},
+			errors: []string{reason.BadInput, "X-Forwarded-Method and X-Original-Method disagree"},
 		},
 		"header given twice": {
 			headers: faJoin(faNginx("GET", "/users/17"), []string{"X-Original-Uri", "/users/18"}, faBearer("emma-token")), status: 403,
-			errors: []string{ReasonBadInput, "X-Original-Uri and X-Original-Uri disagree"},
+			errors: []string{reason.BadInput, "X-Original-Uri and X-Original-Uri disagree"},
 		},
 		"no method": {
 			headers: faJoin([]string{"X-Forwarded-Uri", "/users"}, faBearer("sophia-token")), status: 403,
-			errors: []string{ReasonBadInput, "not forwarded: the gateway sent none of X-Forwarded-Method, X-Original-Method"},
+			errors: []string{reason.BadInput, "not forwarded: the gateway sent none of X-Forwarded-Method, X-Original-Method"},
 		},
 		"no URI": {
 			headers: faJoin([]string{"X-Forwarded-Method", "GET"}, faBearer("sophia-token")), status: 403,
-			errors: []string{ReasonBadInput, "not forwarded: the gateway sent none of X-Forwarded-Uri, X-Original-Uri"},
+			errors: []string{reason.BadInput, "not forwarded: the gateway sent none of X-Forwarded-Uri, X-Original-Uri"},
 		},
 		"empty method": {
 			headers: faJoin(faTraefik("", "/users"), faBearer("sophia-token")), status: 403,
-			errors: []string{ReasonBadInput, "X-Forwarded-Method is empty"},
+			errors: []string{reason.BadInput, "X-Forwarded-Method is empty"},
 		},
 		"relative URI": {
 			headers: faJoin(faTraefik("GET", "users"), faBearer("sophia-token")), status: 403,
-			errors: []string{ReasonBadInput, `the forwarded URI is not a request URI: parse "users": invalid URI for request`},
+			errors: []string{reason.BadInput, `the forwarded URI is not a request URI: parse "users": invalid URI for request`},
 		},
 		"malformed query": {
 			headers: faJoin(faTraefik("GET", "/users?a=%zz"), faBearer("sophia-token")), status: 403,
-			errors: []string{ReasonBadInput, `the forwarded URI: ambiguous request target: query: invalid URL escape "%zz"`},
+			errors: []string{reason.BadInput, `the forwarded URI: ambiguous request target: query: invalid URL escape "%zz"`},
 		},
 	}
 	for name, tc := range tests {
@@ -430,9 +431,9 @@ func TestForwardAuthFailsClosed(t *testing.T) {
 		st     faStore
 		reason string
 	}{
-		"store unavailable": {st: faStore{err: errors.New("connection refused")}, reason: ReasonStoreUnavailable},
+		"store unavailable": {st: faStore{err: errors.New("connection refused")}, reason: reason.StoreUnavailable},
 		// Two values for one complete rule: a conflict at evaluation.
-		"policy error": {src: faRego("package pim.gateway\n\ndecision := 1 if input.method\n\ndecision := 2 if input.path\n"), reason: ReasonPolicyError},
+		"policy error": {src: faRego("package pim.gateway\n\ndecision := 1 if input.method\n\ndecision := 2 if input.path\n"), reason: reason.PolicyError},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -494,7 +495,7 @@ func TestForwardAuthLogMasksCredentials(t *testing.T) {
 	if first["subject"] != faSophia || first["method"] != "POST" || first["path"] != "/users" || !faNonEmpty(first["decision_id"]) {
 		t.Errorf("decision log line: %v", first)
 	}
-	if lines[1]["failed"] != ReasonBadInput || lines[1]["headers"].(map[string]any)["Cookie"] != "<masked>" {
+	if lines[1]["failed"] != reason.BadInput || lines[1]["headers"].(map[string]any)["Cookie"] != "<masked>" {
 		t.Errorf("failure log line: %v", lines[1])
 	}
 }
@@ -570,7 +571,7 @@ allow if not input.query.debug
 			if a.status != 200 {
 				errs = faStrings(a.body["errors"])
 			}
-			if got := len(errs) > 0 && errs[0] == ReasonBadInput; got != tc.refused {
+			if got := len(errs) > 0 && errs[0] == reason.BadInput; got != tc.refused {
 				t.Errorf("refused %v, want %v: %v", got, tc.refused, errs)
 			}
 			if tc.refused && !strings.Contains(s.log.String(), `"failed":"bad_input"`) {

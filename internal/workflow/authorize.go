@@ -8,6 +8,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/logging"
 	"github.com/elevatepdp/elevate/internal/policy"
@@ -65,6 +66,7 @@ func (s *Service) Authorize(ctx context.Context, c Caller, r AuthorizeRequest) (
 		sc = "/"
 	}
 	d := Decision{DecisionID: policy.NewDecisionID()}
+	failed := reason.StoreUnavailable
 	held, err := s.Elevations(ctx, subject, now)
 	if err == nil {
 		var res map[string]any
@@ -72,6 +74,7 @@ func (s *Service) Authorize(ctx context.Context, c Caller, r AuthorizeRequest) (
 			"subject": subject, "action": r.Action, "scope": sc,
 			"now": now.UnixNano(), "elevations": ElevationsInput(held),
 		})
+		failed = policyFailure(err)
 		if err == nil {
 			d.Allow = res["allow"] == true
 			d.Reason, _ = res["reason"].(string)
@@ -81,7 +84,7 @@ func (s *Service) Authorize(ctx context.Context, c Caller, r AuthorizeRequest) (
 	outcome := "deny"
 	switch {
 	case err != nil:
-		d.Allow, d.Reason, d.Error = false, "no decision could be made: denied", failure(err)
+		d.Allow, d.Reason, d.Error = false, "no decision could be made: denied", failed
 		outcome = "failed"
 		s.obs.FailedClosed("authorize", d.Error)
 	case d.Allow:
@@ -98,15 +101,12 @@ func (s *Service) Authorize(ctx context.Context, c Caller, r AuthorizeRequest) (
 	return d, nil
 }
 
-// failure is a stable code for why a decision failed closed.
-func failure(err error) string {
-	switch {
-	case errors.Is(err, policy.ErrTimeout):
-		return "policy_timeout"
-	case errors.Is(err, policy.ErrUndefined):
-		return "policy_undefined"
-	case errors.Is(err, ErrUnavailable):
-		return "unavailable"
+// policyFailure is why an evaluation that failed did, in the decision
+// endpoints' one vocabulary: past its deadline, or any other failure of
+// the policy (an undefined or unusable decision among them).
+func policyFailure(err error) string {
+	if errors.Is(err, policy.ErrTimeout) {
+		return reason.PolicyTimeout
 	}
-	return "error"
+	return reason.PolicyError
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/logging"
 	"github.com/elevatepdp/elevate/internal/policy"
@@ -128,10 +129,6 @@ const (
 	EndpointHTTP = "ext_authz_http"
 )
 
-// ReasonUnauthenticatedClient: decision clients must authenticate and the
-// caller (the gateway, not the end user) presented no valid client token.
-const ReasonUnauthenticatedClient = "unauthenticated_client"
-
 // ClientCredential is the gateway's own credential as a check presents it,
 // in Authorization header form ("Bearer <token>"); "" when none was sent.
 // Many says it was sent more than once, which is refused.
@@ -164,8 +161,8 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, endpo
 	if err := a.client(ctx, client); err != nil {
 		// Recorded by the Evaluator as every decision is.
 		res := a.eval.EvaluateEnvoy(ctx, EvalRequest{Query: a.query, Log: logFields(req, endpoint, a.dryRun),
-			Refused: err, RefusedAs: ReasonUnauthenticatedClient})
-		resp = failedResponse(res.ID, ReasonUnauthenticatedClient, 403)
+			Refused: err, RefusedAs: reason.UnauthenticatedClient})
+		resp = failedResponse(res.ID, reason.UnauthenticatedClient, 403)
 	} else {
 		if input == nil {
 			input = func() (map[string]any, error) { return Input(req, a.input) }
@@ -174,7 +171,7 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, endpo
 	}
 	// A request that cannot be parsed, or comes from no decision client, is
 	// refused even in dry-run, as by the plugin: there was no decision to try.
-	if a.dryRun && !resp.Allowed && resp.Failed != ReasonBadInput && resp.Failed != ReasonUnauthenticatedClient {
+	if a.dryRun && !resp.Allowed && resp.Failed != reason.BadInput && resp.Failed != reason.UnauthenticatedClient {
 		a.log.WithFields(logrus.Fields{
 			"decision_id": resp.DecisionID, "endpoint": endpoint, "dry_run": true,
 			"allowed": false, "failed": resp.Failed, "http_status": resp.Status,
@@ -199,10 +196,10 @@ func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, en
 				id = policy.NewDecisionID()
 			}
 			a.log.WithFields(logrus.Fields{
-				"decision_id": id, "endpoint": endpoint, "failed": ReasonInternal,
+				"decision_id": id, "endpoint": endpoint, "failed": reason.Internal,
 				"panic": fmt.Sprint(p), "stack": string(debug.Stack()),
 			}).Error("decision failed closed: panic")
-			resp = failedResponse(id, ReasonInternal, 403)
+			resp = failedResponse(id, reason.Internal, 403)
 		}
 	}()
 	fields := logFields(req, endpoint, a.dryRun)
@@ -212,7 +209,7 @@ func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, en
 		// is; answered as the plugin answers a request it cannot parse.
 		res := a.eval.EvaluateEnvoy(ctx, EvalRequest{Query: a.query, Log: fields, Refused: err})
 		id = res.ID
-		return failedResponse(res.ID, ReasonBadInput, 400)
+		return failedResponse(res.ID, reason.BadInput, 400)
 	}
 	subject := a.subject(ctx, req.GetAttributes().GetRequest().GetHttp())
 	if subject != "" {
@@ -226,9 +223,9 @@ func (a *Authorizer) authorize(ctx context.Context, req *authv3.CheckRequest, en
 	if err != nil {
 		a.log.WithFields(logrus.Fields{
 			"decision_id": res.ID, "endpoint": endpoint, "query": a.query.String(),
-			"failed": ReasonPolicyError, "error": err.Error(),
+			"failed": reason.PolicyError, "error": err.Error(),
 		}).Warn("decision failed closed: unusable decision")
-		return failedResponse(res.ID, ReasonPolicyError, 403)
+		return failedResponse(res.ID, reason.PolicyError, 403)
 	}
 	return resp
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/policy"
 )
 
@@ -79,7 +80,7 @@ func TestBadQueryStringRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			got := outcomeOf(check(t, conn, httpRequest("GET", tc.path, nil, "")))
 			refused := tc.want.HTTPStatus == 400
-			if r := got.Headers[envoy.HeaderDecisionFailed]; refused != (len(r) == 1 && r[0] == envoy.ReasonBadInput) {
+			if r := got.Headers[envoy.HeaderDecisionFailed]; refused != (len(r) == 1 && r[0] == reason.BadInput) {
 				t.Errorf("%s = %v", envoy.HeaderDecisionFailed, r)
 			}
 			info := dl.find(got.DecisionID)
@@ -256,7 +257,7 @@ decision := {"allowed": true, "headers": {"x-v": input.version.ext_authz}} if {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := resp.GetDeniedResponse(); d.GetStatus().GetCode() != 400 || header(d.GetHeaders(), envoy.HeaderDecisionFailed) != envoy.ReasonBadInput {
+	if d := resp.GetDeniedResponse(); d.GetStatus().GetCode() != 400 || header(d.GetHeaders(), envoy.HeaderDecisionFailed) != reason.BadInput {
 		t.Errorf("bad v2 query answered %v", resp)
 	}
 }

@@ -30,20 +30,6 @@ const (
 	HeaderDecisionFailed = "x-elevate-decision-failed"
 )
 
-// Reasons this package denies for, besides the Evaluator's
-// (policy_timeout, store_unavailable...). The first two are the Evaluator's
-// own codes for the same kinds of failure.
-const (
-	// ReasonBadInput: the request is malformed (no HTTP attributes, a bad
-	// path, a body of a parsed type that does not parse).
-	ReasonBadInput = "bad_input"
-	// ReasonPolicyError: the decision is neither a boolean nor an object
-	// of the documented shape.
-	ReasonPolicyError = "policy_error"
-	// ReasonInternal: a bug of ours (a recovered panic).
-	ReasonInternal = "internal_error"
-)
-
 // Header is one HTTP header.
 type Header struct{ Key, Value string }
 

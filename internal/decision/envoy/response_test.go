@@ -11,6 +11,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 )
 
 func TestFromResult(t *testing.T) {
@@ -115,10 +117,10 @@ func TestCheckResponse(t *testing.T) {
 		ok.GetDynamicMetadata().GetFields()["decision_id"].GetStringValue() != "d1" {
 		t.Errorf("allowed: %v", ok)
 	}
-	denied := failedResponse("d2", ReasonBadInput, 400).CheckResponse()
+	denied := failedResponse("d2", reason.BadInput, 400).CheckResponse()
 	d := denied.GetDeniedResponse()
 	if codes.Code(denied.GetStatus().GetCode()) != codes.PermissionDenied || d == nil || d.GetStatus().GetCode() != 400 ||
-		d.GetBody() != `{"decision_id":"d2","reason":"bad_input"}` || !strings.Contains(denied.GetStatus().GetMessage(), ReasonBadInput) {
+		d.GetBody() != `{"decision_id":"d2","reason":"bad_input"}` || !strings.Contains(denied.GetStatus().GetMessage(), reason.BadInput) {
 		t.Errorf("failed: %v", denied)
 	}
 	var _ *authv3.CheckResponse = denied

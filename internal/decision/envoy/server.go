@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/policy"
 )
 
@@ -66,9 +67,9 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, input func
 		// Authorize recovers its own panics; this covers the conversion.
 		if p := recover(); p != nil {
 			id := policy.NewDecisionID()
-			s.log.WithFields(logrus.Fields{"decision_id": id, "endpoint": EndpointGRPC, "failed": ReasonInternal, "panic": fmt.Sprint(p)}).
+			s.log.WithFields(logrus.Fields{"decision_id": id, "endpoint": EndpointGRPC, "failed": reason.Internal, "panic": fmt.Sprint(p)}).
 				Error("decision failed closed: panic")
-			failed := failedResponse(id, ReasonInternal, 403)
+			failed := failedResponse(id, reason.Internal, 403)
 			if s.authz.idHeader {
 				failed = failed.withDecisionIDHeader()
 			}

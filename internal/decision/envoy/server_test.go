@@ -26,6 +26,7 @@ import (
 
 	"github.com/elevatepdp/elevate/internal/decision"
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
 	"github.com/elevatepdp/elevate/internal/workflow"
@@ -301,15 +302,15 @@ func TestCheck(t *testing.T) {
 		},
 		"decision neither boolean nor object": {
 			conn: notDecision, req: httpRequest("GET", "/public", nil, ""),
-			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 403}, failed: envoy.ReasonPolicyError,
+			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 403}, failed: reason.PolicyError,
 		},
 		"object with non-boolean allowed": {
 			conn: badAllowed, req: httpRequest("GET", "/public", nil, ""),
-			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 403}, failed: envoy.ReasonPolicyError,
+			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 403}, failed: reason.PolicyError,
 		},
 		"object with impossible status": {
 			conn: badStatus, req: httpRequest("GET", "/public", nil, ""),
-			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 403}, failed: envoy.ReasonPolicyError,
+			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 403}, failed: reason.PolicyError,
 		},
 		"parsed_query": {
 			conn: conn, req: httpRequest("GET", "/search?q=elevate&tag=a&tag=b", nil, ""),
@@ -346,11 +347,11 @@ func TestCheck(t *testing.T) {
 		},
 		"malformed JSON body": {
 			conn: conn, req: httpRequest("POST", "/orders", jsonBody, `{"amount": `),
-			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 400}, failed: envoy.ReasonBadInput,
+			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 400}, failed: reason.BadInput,
 		},
 		"malformed path": {
 			conn: conn, req: httpRequest("GET", "/public/%zz", nil, ""),
-			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 400}, failed: envoy.ReasonBadInput,
+			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 400}, failed: reason.BadInput,
 		},
 		// Envoy's network filter sends no HTTP request: evaluated, as by
 		// the plugin, with an empty path.
@@ -364,7 +365,7 @@ func TestCheck(t *testing.T) {
 		},
 		"policy error": {
 			conn: conn, req: httpRequest("GET", "/boom", nil, ""),
-			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 403}, failed: decision.ReasonPolicyError,
+			want: outcome{Code: codes.PermissionDenied, HTTPStatus: 403}, failed: reason.PolicyError,
 		},
 		"version, now and peers": {
 			conn: conn, req: httpRequest("GET", "/version", nil, ""),
@@ -692,7 +693,7 @@ func TestCheckDryRun(t *testing.T) {
 		t.Errorf("dry run denied a failed decision: %+v", got)
 	}
 	if !logged(hook, func(e *logrus.Entry) bool {
-		return e.Data["decision_id"] == got.DecisionID && e.Data["failed"] == decision.ReasonPolicyError
+		return e.Data["decision_id"] == got.DecisionID && e.Data["failed"] == reason.PolicyError
 	}) {
 		t.Error("no log line saying the decision failed")
 	}
@@ -726,7 +727,7 @@ func TestCheckDeadline(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	stopped := func(e *logrus.Entry) bool {
 		err, _ := e.Data["error"].(string)
-		return (e.Data["failed"] == decision.ReasonPolicyTimeout || e.Data["failed"] == decision.ReasonPolicyError) &&
+		return (e.Data["failed"] == reason.PolicyTimeout || e.Data["failed"] == reason.PolicyError) &&
 			strings.Contains(err, "cancel")
 	}
 	for !logged(hook, stopped) {
