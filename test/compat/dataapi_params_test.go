@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
 
 	"github.com/elevatepdp/elevate/test/elevatetest"
 	"github.com/elevatepdp/elevate/test/harness"
@@ -288,4 +291,49 @@ func keys(m map[string]any) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// With bundles, provenance names each activated bundle's revision, as OPA
+// does for the same bundle from the same service.
+func TestDataAPIProvenanceWithBundlesMatchesOPA(t *testing.T) {
+	var tarball bytes.Buffer
+	b := bundle.Bundle{
+		Manifest: bundle.Manifest{Revision: "rev-42", Roots: &[]string{"params"}},
+		Modules:  []bundle.ModuleFile{{URL: "/params.rego", Path: "/params.rego", Raw: []byte(paramsPolicy)}},
+		Data:     map[string]any{},
+	}
+	if err := bundle.Write(&tarball, b); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write(tarball.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	config := "services:\n  control: {url: " + srv.URL + "}\nbundles:\n  authz: {service: control, resource: /b.tar.gz}\n"
+
+	cfgFile := filepath.Join(t.TempDir(), "opa.yaml")
+	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := harness.FreeAddr(t)
+	cmd := exec.Command(opaBinary(t), "run", "--server", "--addr", addr, "--config-file", cfgFile)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if harness.WaitHTTP("http://"+addr+"/health?bundles", 30*time.Second) != http.StatusOK {
+		t.Fatalf("opa did not activate the bundle:\n%s", logs.String())
+	}
+	elevate := elevatetest.Start(t, elevatetest.Options{Config: config + "decisions:\n  require_token: false\n"})
+
+	admin := `{"input": {"user": {"role": "admin"}}}`
+	for _, path := range []string{"params/allow?provenance", "params/nothing?provenance&pretty"} {
+		want := ask(t, "POST", "http://"+addr+"/v1/data/"+path, admin)
+		got := ask(t, "POST", elevate.URL+"/v1/data/"+path, admin)
+		if got.status != want.status || !bytes.Contains(want.body, []byte(`"rev-42"`)) || !sameAnswer(t, provenanceBuild, got.body, want.body) {
+			t.Fatalf("%s: elevate %d %s\n   opa %d %s", path, got.status, got.body, want.status, want.body)
+		}
+	}
 }
