@@ -56,6 +56,19 @@ func (d *DataAPI) Register(r gin.IRouter) {
 	}
 }
 
+// dataResponse is OPA's DataResponseV1, fields in its order (result is
+// absent when undefined), without its MarshalJSON, which marshals twice
+// to merge extra fields Elevate never sets.
+type dataResponse struct {
+	DecisionID  string              `json:"decision_id,omitempty"`
+	Provenance  *types.ProvenanceV1 `json:"provenance,omitempty"`
+	Explanation types.TraceV1       `json:"explanation,omitempty"`
+	Metrics     types.MetricsV1     `json:"metrics,omitempty"`
+	Result      *any                `json:"result,omitempty"`
+	RuleLabels  []map[string]any    `json:"rule_labels,omitempty"`
+	Warning     *types.Warning      `json:"warning,omitempty"`
+}
+
 // dataParams are OPA's Data API query parameters, read as OPA's server
 // reads them: a flag is on when present without a value or with "true" in
 // any case; explain takes the first of notes, fails, full or debug.
@@ -204,8 +217,7 @@ func (d *DataAPI) serve(c *gin.Context) {
 		})
 		return
 	}
-	// OPA's own response type, so fields come in OPA's order.
-	out := types.DataResponseV1{DecisionID: res.ID}
+	out := dataResponse{DecisionID: res.ID}
 	if m != nil {
 		out.Metrics = m.All()
 	}
