@@ -96,10 +96,17 @@ type Request struct {
 // Evaluate makes a decision. It never returns an error: a failure is a
 // Result with Failed set, which every caller answers as a denial.
 func (e *Evaluator) Evaluate(ctx context.Context, r Request) Result {
+	return e.EvaluateWith(ctx, r, policy.EvalOptions{})
+}
+
+// EvaluateWith is Evaluate with OPA's per-evaluation options, which a Data
+// API caller asks for with query parameters (metrics, explain...). The
+// decision is recorded as every other is.
+func (e *Evaluator) EvaluateWith(ctx context.Context, r Request, o policy.EvalOptions) Result {
 	started := time.Now()
 	res := Result{ID: policy.NewDecisionID()}
 	var input ast.Value
-	res.Value, res.Defined, res.Failed, input, res.Err = e.evaluate(ctx, r)
+	res.Value, res.Defined, res.Failed, input, res.Err = e.evaluate(ctx, r, o)
 	level := logrus.InfoLevel
 	if res.Failed != "" {
 		level = logrus.WarnLevel
@@ -201,7 +208,7 @@ func (r Result) outcome() string {
 
 // evaluate returns the value, whether it is defined, why the decision
 // failed, the input as the policy saw it (nil when none) and the error.
-func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string, ast.Value, error) {
+func (e *Evaluator) evaluate(ctx context.Context, r Request, o policy.EvalOptions) (any, bool, string, ast.Value, error) {
 	if r.Refused != nil {
 		why := r.RefusedAs
 		if why == "" {
@@ -230,7 +237,7 @@ func (e *Evaluator) evaluate(ctx context.Context, r Request) (any, bool, string,
 		}
 	}
 	started := time.Now()
-	v, err := e.engine.Eval(ctx, r.Query, value)
+	v, err := e.engine.EvalWith(ctx, r.Query, value, o)
 	if e.obs != nil {
 		e.obs.Evaluation(r.Query.String(), time.Since(started))
 	}

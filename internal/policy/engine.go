@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/cache"
 	"github.com/sirupsen/logrus"
 )
@@ -328,19 +330,46 @@ func (e *Engine) load(ctx context.Context) error {
 // ErrUndefined when the query has no result and wraps ErrTimeout when the
 // evaluation ran out of time. Callers deciding access deny on any error.
 func (e *Engine) Eval(ctx context.Context, q Query, input ast.Value) (any, error) {
+	return e.EvalWith(ctx, q, input, EvalOptions{})
+}
+
+// EvalOptions are what OPA's Data API lets a caller ask of one evaluation
+// beyond its value (its query parameters metrics, instrument, explain,
+// strict-builtin-errors and rule_labels). The zero value asks nothing and
+// costs nothing.
+type EvalOptions struct {
+	// Metrics, when set, receives OPA's evaluation timers and counters
+	// (timer_rego_query_eval_ns, counter_server_query_cache_hit, and
+	// timer_rego_query_compile_ns when the query had to be prepared).
+	Metrics metrics.Metrics
+	// Instrument adds OPA's per-operation instrumentation to Metrics.
+	Instrument bool
+	// Tracer, when set, is told of every evaluation step (explain).
+	Tracer topdown.QueryTracer
+	// StrictBuiltinErrors makes a built-in function's error fail the
+	// evaluation (with its stack trace, as OPA's server reports it)
+	// instead of leaving the expression undefined. Such queries are
+	// prepared apart from the others.
+	StrictBuiltinErrors bool
+	// Rules, when set, collects the labels of the rules evaluated.
+	Rules *topdown.EvaluatedRuleTracker
+}
+
+// EvalWith is Eval with OPA's per-evaluation options.
+func (e *Engine) EvalWith(ctx context.Context, q Query, input ast.Value, o EvalOptions) (any, error) {
 	if e.opts.Bundles {
-		return e.evalShared(ctx, q, input)
+		return e.evalShared(ctx, q, input, o)
 	}
-	return e.eval(ctx, e.current.Load(), q, input, nil)
+	return e.eval(ctx, e.current.Load(), q, input, nil, o)
 }
 
 // eval evaluates q on snap; txn, when set, is the read transaction on the
 // snapshot's store the evaluation must use.
-func (e *Engine) eval(ctx context.Context, snap *snapshot, q Query, input ast.Value, txn storage.Transaction) (any, error) {
+func (e *Engine) eval(ctx context.Context, snap *snapshot, q Query, input ast.Value, txn storage.Transaction, o EvalOptions) (any, error) {
 	if snap == nil {
 		return nil, fmt.Errorf("evaluate %s: %w", q, ErrNoPolicy)
 	}
-	pq, err := snap.prepared(ctx, q, txn)
+	pq, err := snap.prepared(ctx, q, txn, o)
 	if err != nil {
 		return nil, err
 	}
@@ -359,6 +388,15 @@ func (e *Engine) eval(ctx context.Context, snap *snapshot, q Query, input ast.Va
 	if input != nil {
 		opts = append(opts, rego.EvalParsedInput(input))
 	}
+	if o.Metrics != nil {
+		opts = append(opts, rego.EvalMetrics(o.Metrics), rego.EvalInstrument(o.Instrument))
+	}
+	if o.Tracer != nil {
+		opts = append(opts, rego.EvalQueryTracer(o.Tracer))
+	}
+	if o.Rules != nil {
+		opts = append(opts, rego.EvalEvaluatedRuleTracker(o.Rules))
+	}
 	rs, err := pq.Eval(ctx, opts...)
 	if err != nil {
 		switch ctxErr := ctx.Err(); {
@@ -375,32 +413,59 @@ func (e *Engine) eval(ctx context.Context, snap *snapshot, q Query, input ast.Va
 	return rs[0].Expressions[0].Value, nil
 }
 
-func (s *snapshot) prepared(ctx context.Context, q Query, txn storage.Transaction) (*rego.PreparedEvalQuery, error) {
-	if pq, ok := s.queries.Load(q.key); ok {
+func (s *snapshot) prepared(ctx context.Context, q Query, txn storage.Transaction, o EvalOptions) (*rego.PreparedEvalQuery, error) {
+	key := q.key
+	if o.StrictBuiltinErrors {
+		key = "strict:" + key
+	}
+	if pq, ok := s.queries.Load(key); ok {
+		if o.Metrics != nil {
+			o.Metrics.Counter(metrics.ServerQueryCacheHit).Incr()
+		}
 		return pq.(*rego.PreparedEvalQuery), nil
 	}
-	pq, err := s.prepare(ctx, q, txn)
+	if o.Metrics != nil {
+		// Present at 0 on a miss, as in OPA's server.
+		o.Metrics.Counter(metrics.ServerQueryCacheHit)
+	}
+	pq, err := s.prepare(ctx, q, txn, o)
 	if err != nil {
 		return nil, err
 	}
 	if s.lazy.Add(1) > maxLazyQueries {
 		return pq, nil
 	}
-	actual, _ := s.queries.LoadOrStore(q.key, pq)
+	actual, _ := s.queries.LoadOrStore(key, pq)
 	return actual.(*rego.PreparedEvalQuery), nil
 }
 
 // prepare prepares q on the snapshot; txn, when set, is an open
-// transaction on the snapshot's store to prepare in.
-func (s *snapshot) prepare(ctx context.Context, q Query, txn storage.Transaction) (*rego.PreparedEvalQuery, error) {
+// transaction on the snapshot's store to prepare in. Of o, it uses
+// StrictBuiltinErrors and Metrics (for the compile timer).
+func (s *snapshot) prepare(ctx context.Context, q Query, txn storage.Transaction, o EvalOptions) (*rego.PreparedEvalQuery, error) {
+	// Located as a parsed query is (row 1 of no file), so traces and
+	// stack traces name it "query:1", as OPA's server does.
+	loc := &ast.Location{Row: 1, Col: 1, Text: []byte(q.ref.String())}
+	term := ast.NewTerm(q.ref)
+	term.Location = loc
+	expr := ast.NewExpr(term)
+	expr.Location = loc
 	opts := []func(*rego.Rego){
-		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(q.ref)))),
+		rego.ParsedQuery(ast.NewBody(expr)),
 		rego.Compiler(s.compiler),
 		rego.Store(s.store),
 		rego.StoreReadAST(true),
 	}
 	if txn != nil {
 		opts = append(opts, rego.Transaction(txn))
+	}
+	if o.Metrics != nil {
+		opts = append(opts, rego.Metrics(o.Metrics))
+	}
+	if o.StrictBuiltinErrors {
+		// Stack traces cost on every error, so only the strict queries,
+		// whose errors are answered, record them (as OPA's server does).
+		opts = append(opts, rego.StrictBuiltinErrors(true), rego.StackTraces(true))
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
@@ -426,7 +491,7 @@ func build(ctx context.Context, files *Files, prepare []Query) (*snapshot, error
 	}
 	snap := &snapshot{compiler: compiler, store: store}
 	for _, q := range prepare {
-		pq, err := snap.prepare(ctx, q, nil)
+		pq, err := snap.prepare(ctx, q, nil, EvalOptions{})
 		if err != nil {
 			return nil, err
 		}

@@ -68,7 +68,7 @@ func (e *Engine) activate(ctx context.Context, txn storage.Transaction) {
 	}
 	snap.info = Info{Revision: revisionOf(bundles), Bundles: bundles, Modules: len(compiler.Modules), LoadedAt: time.Now().UTC()}
 	for _, q := range e.opts.Prepare {
-		pq, err := snap.prepare(ctx, q, txn)
+		pq, err := snap.prepare(ctx, q, txn, EvalOptions{})
 		if err != nil {
 			// Prepared again on first use, which fails closed with this error.
 			e.log.WithFields(logrus.Fields{"query": q.String(), "error": err.Error()}).Error("cannot prepare a query on the activated policy")
@@ -82,14 +82,14 @@ func (e *Engine) activate(ctx context.Context, txn storage.Transaction) {
 
 // evalShared evaluates on the manager's store: in a read transaction
 // opened before the snapshot is taken (see above).
-func (e *Engine) evalShared(ctx context.Context, q Query, input ast.Value) (any, error) {
+func (e *Engine) evalShared(ctx context.Context, q Query, input ast.Value, o EvalOptions) (any, error) {
 	store := e.opts.Manager.Store
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", q, err)
 	}
 	defer store.Abort(ctx, txn)
-	return e.eval(ctx, e.current.Load(), q, input, txn)
+	return e.eval(ctx, e.current.Load(), q, input, txn, o)
 }
 
 // bundleRevisions are the revisions of the bundles in the store, by name.
