@@ -18,6 +18,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/version"
 
 	"github.com/elevatepdp/elevate/internal/decision/envoy"
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 	"github.com/elevatepdp/elevate/internal/httperr"
 	"github.com/elevatepdp/elevate/internal/identity"
 	"github.com/elevatepdp/elevate/internal/policy"
@@ -200,7 +201,7 @@ func (d *DataAPI) serve(c *gin.Context) {
 		m.Timer(metrics.ServerHandler).Stop()
 	}
 	var builtinErr *topdown.Error
-	if params.strict && res.Failed == ReasonPolicyError && errors.As(res.Err, &builtinErr) && builtinErr.Code == topdown.BuiltinErr {
+	if params.strict && res.Failed == reason.PolicyError && errors.As(res.Err, &builtinErr) && builtinErr.Code == topdown.BuiltinErr {
 		// The caller asked for OPA's strict semantics, so it gets OPA's
 		// answer to a failed evaluation: 500 and the error with its stack.
 		c.Abort()

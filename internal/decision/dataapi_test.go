@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/server"
 
 	"github.com/elevatepdp/elevate/internal/decision"
+	"github.com/elevatepdp/elevate/internal/decision/reason"
 )
 
 // The Data API sets input.now itself, replacing any the caller sent: a
@@ -111,9 +112,9 @@ func TestDataAPIParametersRecordEveryDecision(t *testing.T) {
 		{"instrument", "POST", "t/allow?instrument", admin, 200, "allow", "", []string{"decision_id", "metrics", "result"}},
 		{"provenance", "POST", "t/allow?provenance", admin, 200, "allow", "", []string{"decision_id", "provenance", "result"}},
 		{"explain full undefined", "POST", "t/allow?explain=full", `{"input": {}}`, 200, "deny", "", []string{"decision_id", "explanation"}},
-		{"strict", "POST", "t/bad?strict-builtin-errors", admin, 500, "failed", decision.ReasonPolicyError, []string{"code", "errors", "message"}},
+		{"strict", "POST", "t/bad?strict-builtin-errors", admin, 500, "failed", reason.PolicyError, []string{"code", "errors", "message"}},
 		{"lenient after strict", "POST", "t/bad", admin, 200, "deny", "", []string{"decision_id"}},
-		{"strict again", "GET", "t/bad?strict-builtin-errors", "", 500, "failed", decision.ReasonPolicyError, []string{"code", "errors", "message"}},
+		{"strict again", "GET", "t/bad?strict-builtin-errors", "", 500, "failed", reason.PolicyError, []string{"code", "errors", "message"}},
 		{"get input", "GET", `t/allow?input=%7B%22user%22:%22admin%22%7D`, "", 200, "allow", "", []string{"decision_id", "result"}},
 	}
 	for i, tc := range tests {
@@ -149,7 +150,7 @@ func TestDataAPIParametersRecordEveryDecision(t *testing.T) {
 			t.Errorf("%s: logged error %v", tc.name, logged.Error)
 		}
 	}
-	if want := []string{decision.ReasonPolicyError, decision.ReasonPolicyError}; !slices.Equal(rec.failed, want) {
+	if want := []string{reason.PolicyError, reason.PolicyError}; !slices.Equal(rec.failed, want) {
 		t.Errorf("failed closed %v, want %v", rec.failed, want)
 	}
 }
