@@ -96,7 +96,12 @@ func Start(t testing.TB, o Options) *Server {
 	go func() { s.done <- cli.Execute(ctx, args, s.log, s.log) }()
 	t.Cleanup(func() { s.Stop(t) })
 
-	if status := harness.WaitHTTP(s.URL+"/health/ready", 20*time.Second); status != http.StatusOK && (!o.Unready || status == 0) {
+	// Ready can take a while (bundles are fetched and activated first).
+	wait := func() int { return harness.WaitStatus(s.URL+"/health/ready", http.StatusOK, 20*time.Second) }
+	if o.Unready {
+		wait = func() int { return harness.WaitHTTP(s.URL+"/health/ready", 20*time.Second) }
+	}
+	if status := wait(); status != http.StatusOK && (!o.Unready || status == 0) {
 		t.Fatalf("elevate did not become ready (status %d):\n%s", status, s.Log())
 	}
 	if o.Demo {

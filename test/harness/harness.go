@@ -57,6 +57,18 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// WaitStatus polls url until it answers want or timeout passes, and
+// returns the last status, 0 when nothing answered.
+func WaitStatus(url string, want int, timeout time.Duration) int {
+	status := 0
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
+		if status = WaitHTTP(url, time.Until(deadline)); status == want {
+			break
+		}
+	}
+	return status
+}
+
 // WaitHTTP polls url until it answers (any status) or timeout passes, and
 // returns the status, or 0 when nothing answered.
 func WaitHTTP(url string, timeout time.Duration) int {
