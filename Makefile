@@ -62,15 +62,19 @@ fuzz: ## Run every Go fuzz target (or those FUZZ matches) for FUZZTIME each, def
 
 # Mutation testing: gremlins (pinned) changes one operator at a time in the
 # security-critical packages and the Go callers of the Rego policies, and runs
-# the tests under each package (subpackages included, and counted as covering
-# it: store's validation is tested by memory's and redis's suites) against
-# each change; a change no test notices (LIVED) is a missing test. Slow
-# (minutes per package): not part of make test.
+# each package's tests against each change to its code (subpackages
+# included); a change no test notices (LIVED) is a missing test. gremlins
+# runs the tests of the package it mutates, so the store's backends are
+# listed one by one: ./internal/store itself has no tests (its validation is
+# tested through memory's and redis's suites), and mutating it that way
+# reports every change as LIVED. Slow (minutes per package, Redis's suite
+# most): not part of make test.
 # Narrow it with MUTATE_PKGS=./internal/identity; MUTATE_FLAGS go to gremlins
 # (e.g. --integration runs the whole suite per mutant, far slower).
 GREMLINS_VERSION ?= v0.6.0
 GREMLINS         := bin/gremlins-$(GREMLINS_VERSION)
-MUTATE_PKGS      ?= ./internal/identity ./internal/workflow ./internal/decision ./internal/store ./internal/policy
+MUTATE_PKGS      ?= ./internal/identity ./internal/workflow ./internal/decision ./internal/policy \
+                    ./internal/store/memory ./internal/store/redis
 MUTATE_FLAGS     ?= --workers 1 --test-cpu 1 --timeout-coefficient 10
 
 $(GREMLINS):
