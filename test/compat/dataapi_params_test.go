@@ -7,18 +7,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 
 	"github.com/elevatepdp/elevate/test/elevatetest"
-	"github.com/elevatepdp/elevate/test/harness"
 )
 
 // A policy for OPA's Data API parameters: a note for explain, a built-in
@@ -49,20 +46,9 @@ func startOPAAndElevate(t *testing.T, files map[string]string) (opaURL, elevateU
 			t.Fatal(err)
 		}
 	}
-	opa := opaBinary(t)
-	addr := harness.FreeAddr(t)
-	cmd := exec.Command(opa, "run", "--server", "--addr", addr, dir)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	if harness.WaitHTTP("http://"+addr+"/health", 30*time.Second) != http.StatusOK {
-		t.Fatalf("opa did not start:\n%s", logs.String())
-	}
+	opaURL = serveOPA(t, "/health", dir)
 	elevate := elevatetest.Start(t, elevatetest.Options{Args: []string{dir}, Config: "decisions:\n  require_token: false\n"})
-	return "http://" + addr, elevate.URL
+	return opaURL, elevate.URL
 }
 
 // answer is one Data API answer: status, Content-Type and body.
@@ -315,22 +301,12 @@ func TestDataAPIProvenanceWithBundlesMatchesOPA(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := harness.FreeAddr(t)
-	cmd := exec.Command(opaBinary(t), "run", "--server", "--addr", addr, "--config-file", cfgFile)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	if harness.WaitHTTP("http://"+addr+"/health?bundles", 30*time.Second) != http.StatusOK {
-		t.Fatalf("opa did not activate the bundle:\n%s", logs.String())
-	}
+	opaURL := serveOPA(t, "/health?bundles", "--config-file", cfgFile)
 	elevate := elevatetest.Start(t, elevatetest.Options{Config: config + "decisions:\n  require_token: false\n"})
 
 	admin := `{"input": {"user": {"role": "admin"}}}`
 	for _, path := range []string{"params/allow?provenance", "params/nothing?provenance&pretty"} {
-		want := ask(t, "POST", "http://"+addr+"/v1/data/"+path, admin)
+		want := ask(t, "POST", opaURL+"/v1/data/"+path, admin)
 		got := ask(t, "POST", elevate.URL+"/v1/data/"+path, admin)
 		if got.status != want.status || !bytes.Contains(want.body, []byte(`"rev-42"`)) || !sameAnswer(t, provenanceBuild, got.body, want.body) {
 			t.Fatalf("%s: elevate %d %s\n   opa %d %s", path, got.status, got.body, want.status, want.body)

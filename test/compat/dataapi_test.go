@@ -1,19 +1,15 @@
 package compat
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/elevatepdp/elevate/test/elevatetest"
-	"github.com/elevatepdp/elevate/test/harness"
 )
 
 // A policy written for plain OPA, exercising the kinds of values the Data
@@ -144,18 +140,7 @@ func TestDataAPIMatchesOPA(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opa := opaBinary(t)
-	addr := harness.FreeAddr(t)
-	cmd := exec.Command(opa, "run", "--server", "--addr", addr, dir)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	if harness.WaitHTTP("http://"+addr+"/health", 30*time.Second) != http.StatusOK {
-		t.Fatalf("opa did not start:\n%s", logs.String())
-	}
+	opaURL := serveOPA(t, "/health", dir)
 	// Opened explicitly: OPA's Data API takes no client token here.
 	elevate := elevatetest.Start(t, elevatetest.Options{Args: []string{dir}, Config: "decisions:\n  require_token: false\n"})
 
@@ -165,7 +150,7 @@ func TestDataAPIMatchesOPA(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			opaStatus, want := result(t, "http://"+addr, c)
+			opaStatus, want := result(t, opaURL, c)
 			status, got := result(t, elevate.URL, c)
 			if status != opaStatus || got != want {
 				t.Fatalf("elevate %d %s\n   opa %d %s", status, got, opaStatus, want)

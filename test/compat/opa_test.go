@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/elevatepdp/elevate/internal/cli"
 	"github.com/elevatepdp/elevate/test/harness"
@@ -116,19 +114,8 @@ func TestUpstreamOPA(t *testing.T) {
 			}
 		}
 
-		addr := harness.FreeAddr(t)
-		srv := exec.Command(opa, "run", "--server", "--addr", addr, "-b", b)
-		var logs bytes.Buffer
-		srv.Stdout, srv.Stderr = &logs, &logs
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-		url := fmt.Sprintf("http://%s/v1/data/pim/roles/user-administrator/name", addr)
-		if harness.WaitHTTP(fmt.Sprintf("http://%s/health?bundles", addr), 30*time.Second) != http.StatusOK {
-			t.Fatalf("opa run -b did not become healthy:\n%s", logs.String())
-		}
-		resp, err := http.Get(url)
+		base := serveOPA(t, "/health?bundles", "-b", b)
+		resp, err := http.Get(base + "/v1/data/pim/roles/user-administrator/name")
 		if err != nil {
 			t.Fatal(err)
 		}
