@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -12,8 +11,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/elevatepdp/elevate/test/elevatetest"
 )
@@ -32,28 +29,11 @@ func decisionLogSections(c *collector) map[string]any {
 // grpcDecision sends a CheckRequest and returns its decision id.
 func grpcDecision(t *testing.T, s *elevatetest.Server, h *authv3.AttributeContext_HttpRequest) string {
 	t.Helper()
-	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
+	a := grpcAnswer(t, s, h)
+	if a.id == "" {
+		t.Fatalf("no decision id in %s", a.raw)
 	}
-	defer conn.Close()
-	resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Request: &authv3.AttributeContext_Request{Http: h},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	headers := resp.GetOkResponse().GetHeaders()
-	if d := resp.GetDeniedResponse(); d != nil {
-		headers = d.GetHeaders()
-	}
-	for _, hv := range headers {
-		if hv.GetHeader().GetKey() == "x-elevate-decision-id" {
-			return hv.GetHeader().GetValue()
-		}
-	}
-	t.Fatalf("no decision id in %v", resp)
-	return ""
+	return a.id
 }
 
 // httpDecision sends req and returns the decision id Elevate answered.
